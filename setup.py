@@ -1,0 +1,27 @@
+"""sig_keras: semi-implicit generative models (Yin & Zhou) in Keras 3."""
+
+from setuptools import find_packages
+from setuptools import setup
+
+setup(
+    name="sig_keras",
+    version="0.1.0",
+    description="Semi-implicit generative models (SIG, GAN-SI) for TensorFlow/Keras 3",
+    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["sig_keras", "sig_keras.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tf-keras>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-probability>=0.25,<0.26",
+        "tensorflow-datasets>=4.9,<5",
+        "tensorboard>=2.21,<2.22",
+        "numpy",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "scipy"],
+    },
+)

@@ -1,0 +1,9 @@
+"""sig_keras: semi-implicit generative models (Yin & Zhou) in Keras 3."""
+
+__version__ = "0.1.0"
+
+from sig_keras import datasets
+from sig_keras import layers
+from sig_keras import losses
+from sig_keras import metrics
+from sig_keras import models

@@ -1,0 +1,222 @@
+"""Every dataset of the package, as seeded `tf.data` pipelines.
+
+Toys (NOTES.md, Figure 1, Figure 3a, Table 1) are generated in numpy from a
+seed: `gaussian_grid`, `gaussian_ring`, `uneven_grid` (Gaussian mixtures, with
+their centres and weights for `sig_keras.metrics.ModeCoverage`), `noisy_ring`,
+`negative_binomial` and `poisson_nb_mixture` (count data with an exact pmf).
+`make_dataset(spec, ...)` turns any of them into a batched, repeated
+pipeline.
+
+Images come through `tensorflow_datasets`: `stacked_mnist` and `cifar10`
+(`tfds.load` needs the data prepared or a network; tests use
+`tfds.testing.mock_data`).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+# === Gaussian mixtures ===
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture:
+    """An isotropic Gaussian mixture: centres `[M, D]`, weights `[M]`, std."""
+
+    centers: np.ndarray
+    weights: np.ndarray
+    std: float
+    name: str = "mixture"
+
+    def sample(self, n, seed=0):
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(self.centers), size=int(n), p=self.weights)
+        noise = rng.standard_normal((int(n), self.centers.shape[1]))
+        return (self.centers[idx] + self.std * noise).astype(np.float32)
+
+
+def _check_std(std):
+    std = float(std)
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"`std` must be a positive number; got {std}.")
+    return std
+
+
+def gaussian_grid(std=0.05, size=5, spacing=2.0):
+    """The `size x size` grid of Table 1 (PacGAN's): centres `(-4 + 2i, -4 + 2j)`.
+
+    Args:
+        std: float. Component standard deviation: 0.05 as in PacGAN, 0.1 as in
+            the paper's toys. Defaults to 0.05.
+        size: int. Grid side. Defaults to 5 (25 modes).
+        spacing: float. Distance between neighbouring centres. Defaults to 2.
+    """
+    std = _check_std(std)
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"`size` must be >= 1; got {size}.")
+    offset = spacing * (size - 1) / 2.0
+    centers = np.array(
+        [(spacing * i - offset, spacing * j - offset) for i in range(size) for j in range(size)],
+        np.float64,
+    )
+    weights = np.full(len(centers), 1.0 / len(centers))
+    return GaussianMixture(centers, weights, std, name=f"grid{size}x{size}")
+
+
+def uneven_grid(std=0.1, size=5, spacing=2.0):
+    """Figure 3a: a grid whose columns 1, 3, 5 hold twice the data of 2 and 4."""
+    grid = gaussian_grid(std, size, spacing)
+    column = np.arange(len(grid.centers)) // size  # i index: x coordinate
+    weights = np.where(column % 2 == 0, 2.0, 1.0)
+    return GaussianMixture(grid.centers, weights / weights.sum(), grid.std, name="uneven_grid")
+
+
+def gaussian_ring(num_modes=8, radius=2.0, std=0.02):
+    """`num_modes` equal Gaussians evenly spaced on a circle."""
+    std = _check_std(std)
+    angles = 2 * np.pi * np.arange(int(num_modes)) / int(num_modes)
+    centers = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    weights = np.full(int(num_modes), 1.0 / int(num_modes))
+    return GaussianMixture(centers, weights, std, name="ring_of_gaussians")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisyRing:
+    """A ring: uniform angle, radius `radius + std * N(0, 1)`."""
+
+    radius: float = 2.0
+    std: float = 0.1
+    name: str = "noisy_ring"
+
+    def sample(self, n, seed=0):
+        rng = np.random.default_rng(seed)
+        angle = rng.uniform(0, 2 * np.pi, int(n))
+        r = self.radius + self.std * rng.standard_normal(int(n))
+        return np.stack([r * np.cos(angle), r * np.sin(angle)], 1).astype(np.float32)
+
+
+def noisy_ring(radius=2.0, std=0.1):
+    return NoisyRing(float(radius), _check_std(std))
+
+
+# === Count data ===
+
+
+def _nb_pmf(k, total_count, probs):
+    """NB pmf, TFP's (and the paper's) convention: mean `r p / (1 - p)`."""
+    from scipy import special
+
+    k = np.asarray(k, np.float64)
+    log_pmf = (
+        special.gammaln(k + total_count)
+        - special.gammaln(total_count)
+        - special.gammaln(k + 1)
+        + total_count * np.log1p(-probs)
+        + k * np.log(probs)
+    )
+    return np.exp(log_pmf)
+
+
+def _poisson_pmf(k, rate):
+    from scipy import special
+
+    k = np.asarray(k, np.float64)
+    return np.exp(k * np.log(rate) - rate - special.gammaln(k + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class CountMixture:
+    """A mixture of Poisson and Negative-Binomial components over counts.
+
+    `components`: tuples `("poisson", rate)` or `("nb", total_count, probs)`.
+    """
+
+    components: tuple
+    weights: tuple
+    name: str = "counts"
+
+    def pmf(self, k):
+        k = np.asarray(k)
+        out = np.zeros(k.shape, np.float64)
+        for w, comp in zip(self.weights, self.components):
+            if comp[0] == "poisson":
+                out += w * _poisson_pmf(k, comp[1])
+            else:
+                out += w * _nb_pmf(k, comp[1], comp[2])
+        return out
+
+    def sample(self, n, seed=0):
+        rng = np.random.default_rng(seed)
+        which = rng.choice(len(self.components), size=int(n), p=self.weights)
+        out = np.zeros(int(n), np.float32)
+        for c, comp in enumerate(self.components):
+            m = int((which == c).sum())
+            if comp[0] == "poisson":
+                draws = rng.poisson(comp[1], m)
+            else:
+                # numpy counts failures before `n` successes with success
+                # probability p (mean n (1 - p) / p): TFP's probs is 1 - p.
+                draws = rng.negative_binomial(comp[1], 1.0 - comp[2], m)
+            out[which == c] = draws
+        return out[:, None]
+
+
+def negative_binomial(total_count=2.0, probs=0.5):
+    """Figure 1 target NB(2, 0.5) (mean `r p / (1 - p)`)."""
+    if total_count <= 0 or not 0 < probs < 1:
+        raise ValueError(
+            f"NB needs total_count > 0 and 0 < probs < 1; got {total_count}, {probs}."
+        )
+    return CountMixture((("nb", float(total_count), float(probs)),), (1.0,), name="nb")
+
+
+def poisson_nb_mixture(rate=10.0, total_count=0.2, probs=0.9):
+    """Figure 1 target: an equal mixture of Poisson(10) and NB(0.2, 0.9)."""
+    return CountMixture(
+        (("poisson", float(rate)), ("nb", float(total_count), float(probs))),
+        (0.5, 0.5),
+        name="poisson_nb_mixture",
+    )
+
+
+# === Pipelines ===
+
+_TOYS = {
+    "grid": gaussian_grid,
+    "uneven_grid": uneven_grid,
+    "ring_of_gaussians": gaussian_ring,
+    "noisy_ring": noisy_ring,
+    "negative_binomial": negative_binomial,
+    "poisson_nb_mixture": poisson_nb_mixture,
+}
+
+
+def get_toy(name, **kwargs):
+    """A toy spec by name: one of `grid`, `uneven_grid`, `ring_of_gaussians`,
+    `noisy_ring`, `negative_binomial`, `poisson_nb_mixture`."""
+    if name not in _TOYS:
+        raise ValueError(f"Unknown toy dataset {name!r}; valid names: {sorted(_TOYS)}.")
+    return _TOYS[name](**kwargs)
+
+
+def make_dataset(spec, batch_size, num_examples=100_000, seed=0, repeat=True):
+    """A shuffled, batched `tf.data` pipeline of `num_examples` draws of `spec`.
+
+    Batches use `drop_remainder=True` (static shapes for distribution and XLA).
+    """
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
+    if int(num_examples) < batch_size:
+        raise ValueError(
+            f"`num_examples` ({num_examples}) must be at least `batch_size` ({batch_size})."
+        )
+    data = spec.sample(num_examples, seed=seed)
+    ds = tf.data.Dataset.from_tensor_slices(data)
+    ds = ds.shuffle(min(int(num_examples), 50_000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

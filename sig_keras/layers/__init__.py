@@ -1,0 +1,8 @@
+"""Explicit conditionals `p(x | psi)`: Keras 3 layers over TFP distributions."""
+
+from sig_keras.layers.conditionals import BernoulliConditional
+from sig_keras.layers.conditionals import Conditional
+from sig_keras.layers.conditionals import NegativeBinomialConditional
+from sig_keras.layers.conditionals import NormalConditional
+from sig_keras.layers.conditionals import PoissonConditional
+from sig_keras.layers.conditionals import get

@@ -1,0 +1,3 @@
+"""Evaluation metrics (Keras metrics)."""
+
+from sig_keras.metrics.mode_coverage import ModeCoverage

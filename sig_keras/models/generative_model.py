@@ -1,0 +1,206 @@
+"""Shared plumbing of the package's generative models.
+
+Everything here is about the model's *surface*, not its training rule (each
+model's rule is its own `train_step`): noise drawing with a `SeedGenerator`,
+`sample`, validation of the data handed to `fit`, and SavedModel export of a
+noise-to-samples serving function.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sig_keras.losses import reduction
+
+
+def _first_batch(x):
+    """A concrete numpy batch from what the user handed to `fit`, or None."""
+    if isinstance(x, tf.data.Dataset):
+        for element in x.take(1):
+            data, _, _ = keras.utils.unpack_x_y_sample_weight(element)
+            return np.asarray(data)
+        raise ValueError("The dataset passed to `fit` is empty.")
+    if isinstance(x, (np.ndarray, tf.Tensor)) or hasattr(x, "__array__"):
+        return np.asarray(x)
+    return None
+
+
+def _data_spec_shape(x):
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if isinstance(spec, (tuple, list)):
+            spec = spec[0]
+        if isinstance(spec, dict):
+            raise ValueError(
+                "Generative models take a dataset of data tensors (or (x, y) "
+                f"tuples); got a dataset of dicts with keys {sorted(spec)}."
+            )
+        return tuple(spec.shape)
+    return None
+
+
+class GenerativeModel(keras.Model):
+    """Base class: a generator of noise plus sampling, validation and export.
+
+    Subclasses set `self.generator`, `self.noise_dim` and `self.seed_generator`
+    in `__init__`, implement `train_step`, and override `_samples_from_noise`
+    and `check_data` where their data model needs it.
+    """
+
+    # === Noise ===
+
+    def _check_generator(self, generator, noise_dim):
+        if not isinstance(generator, keras.Model) and not isinstance(
+            generator, keras.layers.Layer
+        ):
+            raise ValueError(
+                f"`generator` must be a Keras model or layer; got {generator!r}."
+            )
+        noise_dim = int(noise_dim)
+        if noise_dim < 1:
+            raise ValueError(f"The noise dimension must be >= 1; got {noise_dim}.")
+        inputs = getattr(generator, "inputs", None)
+        if inputs:
+            width = inputs[0].shape[-1]
+            if width is not None and width != noise_dim:
+                raise ValueError(
+                    f"The generator takes inputs of width {width}, but the "
+                    f"noise dimension is {noise_dim}."
+                )
+        return noise_dim
+
+    def draw_noise(self, n, seed=None):
+        """`[n, noise_dim]` standard Normal noise.
+
+        `seed=None` advances the model's `SeedGenerator`; an int gives a
+        stateless, reproducible draw.
+        """
+        seed = self.seed_generator if seed is None else int(seed)
+        return keras.random.normal((n, self.noise_dim), seed=seed)
+
+    def draw_replica_noise(self, n):
+        """This replica's slice of `n` global noise vectors.
+
+        Every replica draws the same global noise from the mirrored
+        `SeedGenerator` and keeps its contiguous slice, so that the gathered
+        batch equals the single-device one whatever the replica count.
+        """
+        replicas = reduction.num_replicas()
+        if n % replicas:
+            raise ValueError(
+                f"The number of generated samples per step ({n}) must be "
+                f"divisible by the number of replicas ({replicas})."
+            )
+        return reduction.local_slice(self.draw_noise(n))
+
+    def _conditional_seed(self, seed):
+        if seed is None:
+            return tf.cast(self.seed_generator.next(), tf.int32)
+        return tf.constant([int(seed) % (2**31 - 1), 1], tf.int32)
+
+    # === Sampling ===
+
+    def _samples_from_noise(self, noise, seed):
+        """Samples of `x` given noise and a stateless int32 `[2]` seed."""
+        del seed
+        return self.generator(noise, training=False)
+
+    def sample(self, n, seed=None):
+        """Draws `n` samples of `x` from the model.
+
+        Args:
+            n: int. Number of samples.
+            seed: int or None. An int gives the same samples every time (and
+                after a save/load round trip); None advances the model's
+                `SeedGenerator`.
+        """
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"`n` must be a positive integer; got {n}.")
+        noise = self.draw_noise(n, seed)
+        return self._samples_from_noise(noise, self._conditional_seed(seed))
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def build(self, input_shape=None):
+        if not self.generator.built:
+            self.generator(tf.zeros((1, self.noise_dim)))
+        self.built = True
+
+    # === Data validation ===
+
+    def check_data(self, x, name="data"):
+        """Raises `ValueError` if concrete data `x` cannot be modelled."""
+        x = np.asarray(x)
+        if not np.all(np.isfinite(x.astype(np.float64))):
+            raise ValueError(f"{name} contains NaN or inf values.")
+
+    def _output_shape(self):
+        """Shape of one generator output (without the batch axis)."""
+        out = self.generator(tf.zeros((1, self.noise_dim)), training=False)
+        return tuple(out.shape[1:])
+
+    def check_data_shape(self, event_shape, name="data"):
+        """Raises `ValueError` if data points of `event_shape` do not fit."""
+        out = self._output_shape()
+        if tuple(event_shape) != out:
+            raise ValueError(
+                f"{name} points have shape {tuple(event_shape)} but the "
+                f"generator produces shape {out}."
+            )
+
+    def fit(self, x=None, y=None, **kwargs):
+        """`keras.Model.fit`, after checking the data's shape and values.
+
+        The check runs before any training step: on the whole array for
+        arrays, on the first batch for `tf.data` datasets.
+        """
+        spec_shape = _data_spec_shape(x)
+        if spec_shape is not None and len(spec_shape) > 1 and None not in spec_shape[1:]:
+            self.check_data_shape(spec_shape[1:])
+        batch = _first_batch(x)
+        if batch is not None:
+            if batch.ndim < 2:
+                raise ValueError(
+                    "Data must have a batch axis and at least one data axis; "
+                    f"got shape {batch.shape}."
+                )
+            self.check_data_shape(batch.shape[1:])
+            self.check_data(batch)
+        return super().fit(x, y, **kwargs)
+
+    # === Export ===
+
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Writes a SavedModel whose endpoints turn noise into samples.
+
+        Endpoints (loadable with `tf.saved_model.load`, no sig_keras needed):
+        - `serve(noise, seed)`: `noise` float32 `[n, noise_dim]`, `seed` int32
+          `[2]` (stateless); returns samples of `x`.
+        - `generate(noise)`: the generator output (for SIG, the mixing
+          parameters psi).
+        """
+        if format != "tf_saved_model":
+            raise ValueError(
+                f"Unknown export format {format!r}; valid: ['tf_saved_model']."
+            )
+        if kwargs:
+            raise ValueError(f"Unknown export options: {sorted(kwargs)}.")
+        if not self.built:
+            self.build()
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        noise_spec = tf.TensorSpec([None, self.noise_dim], tf.float32, name="noise")
+        seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
+        archive.add_endpoint(
+            "serve",
+            lambda noise, seed: self._samples_from_noise(noise, seed),
+            input_signature=[noise_spec, seed_spec],
+        )
+        archive.add_endpoint(
+            "generate",
+            lambda noise: self.generator(noise, training=False),
+            input_signature=[noise_spec],
+        )
+        archive.write_out(filepath, verbose=verbose)
