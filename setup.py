@@ -20,8 +20,9 @@ setup(
         "tensorboard>=2.21,<2.22",
         "numpy",
         "matplotlib",
+        "scipy",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy"],
+        "test": ["pytest>=8"],
     },
 )

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from sig_keras import callbacks
 from sig_keras import datasets
 from sig_keras import layers
 from sig_keras import losses

@@ -1,0 +1,128 @@
+"""Figure 1 (discrete toys): a Poisson SIG fitting count data.
+
+Title: semi-implicit Poisson mixtures.
+Description: `x ~ Poisson(psi)`, `psi = softplus(T(eps))` with a 2-hidden-layer
+MLP of 10-d noise, trained with the semi-implicit loss on two targets:
+Negative-Binomial(2, 0.5) (the mixing distribution learned should look like
+the Gamma(2, 1) of the Poisson-Gamma construction of NB) and an equal mixture
+of Poisson(10) and NB(0.2, 0.9). Prints the total-variation distance between
+the model's probability mass function (exact given 20,000 draws of psi) and
+the target's, and plots both pmfs and the learned mixing distribution.
+
+    python examples/count_data.py
+    python examples/count_data.py --steps 300        # smoke run
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import special, stats  # noqa: E402
+
+import sig_keras  # noqa: E402
+from sig_keras import datasets  # noqa: E402
+
+NOISE_DIM = 10
+TARGETS = {
+    "negative_binomial": datasets.negative_binomial,
+    "poisson_nb_mixture": datasets.poisson_nb_mixture,
+}
+
+
+def model_pmf(rates, k):
+    """`p(k) = mean_j Poisson(k | rate_j)`: the SIG marginal given psi draws."""
+    k = np.asarray(k, np.float64)[None, :]
+    rates = np.asarray(rates, np.float64)[:, None]
+    log_pmf = k * np.log(rates) - rates - special.gammaln(k + 1)
+    return np.exp(log_pmf).mean(axis=0)
+
+
+def total_variation(p, q):
+    """TV over the listed support plus the remaining tail mass of each."""
+    return 0.5 * (np.abs(p - q).sum() + abs((1 - p.sum()) - (1 - q.sum())))
+
+
+def fit_target(name, args):
+    spec = TARGETS[name]()
+    keras.utils.set_random_seed(args.seed)
+    generator = sig_keras.models.mlp_generator(NOISE_DIM, 1)
+    model = sig_keras.models.SIG(
+        generator,
+        sig_keras.layers.PoissonConditional(),
+        noise_dim=NOISE_DIM,
+        num_samples=args.num_samples,
+        seed=args.seed,
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    dataset = datasets.make_dataset(spec, args.batch_size, seed=args.seed)
+    log_dir = os.path.join(args.output_dir, "logs", name)
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=max(1, args.steps // 5), epochs=5, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.TensorBoard(log_dir)])
+    wall = time.perf_counter() - start
+    psi = model.sample_mixing(20_000, seed=args.seed)
+    rates = model.conditional.rate(psi).numpy().ravel()
+    support = np.arange(0, args.max_count + 1)
+    p_model = model_pmf(rates, support)
+    p_true = spec.pmf(support)
+    return spec, rates, support, p_model, p_true, total_variation(p_model, p_true), wall
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Poisson SIG on count data (Figure 1).")
+    p.add_argument("--targets", default="negative_binomial,poisson_nb_mixture")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-count", type=int, default=60)
+    p.add_argument("--output-dir", default="outputs/count_data")
+    args = p.parse_args(argv)
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(TARGETS))
+    if unknown or not names:
+        p.error(f"unknown target(s) {unknown}; valid: {sorted(TARGETS)}")
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(names), figsize=(5 * len(names), 7), squeeze=False)
+    results = {}
+    for col, name in enumerate(names):
+        spec, rates, support, p_model, p_true, tv, wall = fit_target(name, args)
+        results[name] = tv
+        print(f"{name}: total variation {tv:.4f} ({args.steps} steps, {wall:.1f} s, CPU)")
+        ax = axes[0, col]
+        ax.bar(support - 0.2, p_true, width=0.4, label="target")
+        ax.bar(support + 0.2, p_model, width=0.4, label="SIG")
+        ax.set_xlim(-1, 30)
+        ax.set_title(f"{name}: pmf (TV {tv:.3f})")
+        ax.legend()
+        ax = axes[1, col]
+        ax.hist(rates, bins=100, density=True, alpha=0.6, label="learned psi (rate)")
+        if name == "negative_binomial":
+            # NB(r, p) = Poisson(lambda), lambda ~ Gamma(r, scale p / (1 - p)).
+            (_, r, prob), = spec.components
+            grid = np.linspace(1e-3, np.percentile(rates, 99.5), 200)
+            ax.plot(grid, stats.gamma(r, scale=prob / (1 - prob)).pdf(grid),
+                    label="Gamma of the NB")
+        ax.set_title(f"{name}: mixing distribution")
+        ax.legend()
+    fig.tight_layout()
+    path = os.path.join(args.output_dir, "figure1_counts.png")
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Annealing of a Normal conditional's scale during SIG training."""
+
+import math
+
+import keras
+
+
+class ScaleAnnealing(keras.callbacks.Callback):
+    """Anneals the scale of a `NormalConditional` from `start` to `end`.
+
+    With a narrow conditional (the paper's 0.1) and a generator initialised
+    near the origin, data far from every `psi_k` give vanishing responsibilities
+    and training stalls. Starting wide and shrinking the scale geometrically,
+
+        scale(t) = start * (end / start) ** min(1, t / steps),
+
+    keeps every data point attached to some `psi_k` while the generator
+    spreads out; from step `steps` on, the objective is the paper's. The step
+    `t` is `model.optimizer.iterations`, so the schedule resumes correctly
+    after `BackupAndRestore`.
+
+    Args:
+        start: float. Initial scale. Defaults to 1.0.
+        end: float. Final scale (the conditional's target). Defaults to 0.1.
+        steps: int. Length of the annealing phase in optimizer steps.
+        conditional: the `NormalConditional` to anneal, or None for
+            `model.conditional`.
+    """
+
+    def __init__(self, start=1.0, end=0.1, steps=1000, conditional=None):
+        super().__init__()
+        if not (start > 0 and end > 0):
+            raise ValueError(f"`start` and `end` must be positive; got {start}, {end}.")
+        if int(steps) < 1:
+            raise ValueError(f"`steps` must be >= 1; got {steps}.")
+        self.start = float(start)
+        self.end = float(end)
+        self.steps = int(steps)
+        self.conditional = conditional
+
+    def scale_at(self, step):
+        frac = min(1.0, max(0, step) / self.steps)
+        return math.exp((1 - frac) * math.log(self.start) + frac * math.log(self.end))
+
+    def _target(self):
+        cond = self.conditional or getattr(self.model, "conditional", None)
+        if cond is None or not hasattr(cond, "set_scale"):
+            raise ValueError(
+                "ScaleAnnealing needs a NormalConditional: pass `conditional=` or "
+                "use it with a model that has a `conditional` attribute."
+            )
+        return cond
+
+    def on_train_begin(self, logs=None):
+        self._target()  # fail before the first step if misused
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step <= self.steps:
+            self._target().set_scale(self.scale_at(step))
+
+    def on_train_end(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self._target().set_scale(self.scale_at(step))
