@@ -36,6 +36,10 @@ DATA_DIM = 2
 # 90 s per seed budget on a 2-core CPU (see README).
 DEFAULTS = {
     "sig": dict(steps=24000, batch_size=256, lr=3e-3),
+    "gan": dict(steps=6000, batch_size=256, lr=1e-3),
+    "vae": dict(steps=8000, batch_size=256, lr=2e-3),
+    "veegan": dict(steps=6000, batch_size=256, lr=1e-3),
+    "unrolled_gan": dict(steps=5000, batch_size=256, lr=2e-3),
 }
 # Steps run inside one tf.function call: small models are dominated by
 # per-call overhead on the CPU.
@@ -78,7 +82,74 @@ def build_sig(args, seed, steps, lr, strategy):
     return model, callbacks
 
 
+def _gan_optimizers(lr, d_lr=None):
+    return (keras.optimizers.Adam(lr, beta_1=0.5),
+            keras.optimizers.Adam(d_lr or lr, beta_1=0.5))
+
+
+def build_gan(args, seed, steps, lr, strategy):
+    model = models.GAN(
+        models.mlp_generator(NOISE_DIM, DATA_DIM),
+        models.mlp_discriminator(DATA_DIM),
+        latent_dim=NOISE_DIM,
+        data_range=None,
+        seed=seed,
+    )
+    g_opt, d_opt = _gan_optimizers(lr)
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model, []
+
+
+def build_vae(args, seed, steps, lr, strategy):
+    model = models.VAE(
+        models.mlp_encoder(DATA_DIM, 2 * NOISE_DIM),
+        models.mlp_generator(NOISE_DIM, DATA_DIM),
+        latent_dim=NOISE_DIM,
+        conditional=sig_keras.layers.NormalConditional(scale=args.conditional_scale),
+        seed=seed,
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(strategy),
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model, []
+
+
+def build_veegan(args, seed, steps, lr, strategy):
+    model = models.VEEGAN(
+        models.mlp_generator(NOISE_DIM, DATA_DIM),
+        models.mlp_discriminator(DATA_DIM + NOISE_DIM),
+        models.mlp_encoder(DATA_DIM, NOISE_DIM, name="reconstructor"),
+        latent_dim=NOISE_DIM,
+        seed=seed,
+    )
+    g_opt, d_opt = _gan_optimizers(lr, d_lr=lr / 5)
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model, []
+
+
+def build_unrolled_gan(args, seed, steps, lr, strategy):
+    model = models.UnrolledGAN(
+        models.mlp_generator(NOISE_DIM, DATA_DIM),
+        models.mlp_discriminator(DATA_DIM),
+        latent_dim=NOISE_DIM,
+        unrolling_steps=5,
+        unrolling_lr=0.1,
+        seed=seed,
+    )
+    g_opt, d_opt = _gan_optimizers(lr)
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model, []
+
+
+# Table 1 order.
 BUILDERS = {
+    "gan": build_gan,
+    "vae": build_vae,
+    "veegan": build_veegan,
+    "unrolled_gan": build_unrolled_gan,
     "sig": build_sig,
 }
 

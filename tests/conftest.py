@@ -19,12 +19,18 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def two_cpu_strategy():
+    # One strategy per process: each new MirroredStrategy restarts its
+    # collective instance keys, and the runtime caches instance parameters
+    # (shapes) by key, so a second strategy's all-gather of another shape
+    # fails with "Shape mismatch in the collective instance".
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(autouse=True)
 def _clear_session():
-    keras.utils.clear_session()
+    # free_memory=False skips a full gc.collect() per test (about 1 s each
+    # once TensorFlow is loaded); names and global Keras state still reset.
+    keras.utils.clear_session(free_memory=False)
     yield

@@ -55,6 +55,14 @@ class Conditional(keras.layers.Layer):
     # Number of generator outputs per data dimension.
     params_per_dim = 1
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Conditionals are used through their methods, never called on a
+        # symbolic input, and own all their weights once constructed: mark
+        # them built, or Keras' symbolic build under a distribution strategy
+        # calls the wrapping model on a data batch.
+        self.built = True
+
     def params_size(self, event_shape):
         """Width of the generator output for data of shape `event_shape`."""
         if isinstance(event_shape, int):
@@ -181,6 +189,13 @@ class NormalConditional(Conditional):
     def scale_value(self):
         """The scale as a tensor (the softplus of the stored variable)."""
         return tf.nn.softplus(tf.cast(self._rho, tf.float32))
+
+    def set_scale(self, scale):
+        """Sets the scale (e.g. from an annealing schedule)."""
+        scale = float(scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"`scale` must be a positive number; got {scale}.")
+        self._rho.assign(scale + math.log(-math.expm1(-scale)))
 
     def distribution(self, psi):
         psi = tf.convert_to_tensor(psi, tf.float32)

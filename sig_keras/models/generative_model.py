@@ -47,6 +47,25 @@ class GenerativeModel(keras.Model):
     and `check_data` where their data model needs it.
     """
 
+    # === Logs ===
+
+    def metric_logs(self):
+        """`{m.name: m.result()}` of `self.metrics`: what `train_step` returns.
+
+        Under a multi-worker `MultiWorkerMirroredStrategy`, Keras 3 `fit`
+        reduces step outputs with `strategy.reduce("MEAN", v, axis=0)`, which
+        fails on scalars ("Invalid reduction dimension 0"): there each result
+        is returned with shape `[1]` (reduced back to a scalar by `fit`).
+        Elsewhere results are returned unchanged.
+        """
+        logs = {m.name: m.result() for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            in_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+            if in_mode is None or in_mode():
+                logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
+
     # === Noise ===
 
     def _check_generator(self, generator, noise_dim):
@@ -168,6 +187,10 @@ class GenerativeModel(keras.Model):
                 )
             self.check_data_shape(batch.shape[1:])
             self.check_data(batch)
+        # The model has no data-shaped `call`: build it from its generator, or
+        # Keras' symbolic build under a strategy calls it on a data batch.
+        if not self.built:
+            self.build()
         return super().fit(x, y, **kwargs)
 
     # === Export ===

@@ -78,6 +78,15 @@ class SIG(GenerativeModel):
             )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile()` when loading a `.keras` file: compile
+        # here and build the optimizer so its saved state is restored.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.trainable_variables)
+
     # === Training ===
 
     def train_step(self, data):
@@ -89,7 +98,7 @@ class SIG(GenerativeModel):
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.loss_tracker.update_state(reduction.report_value(loss))
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -97,7 +106,7 @@ class SIG(GenerativeModel):
         psi = self.generator(noise, training=False)
         loss = semi_implicit_loss(x, psi, self.conditional)
         self.loss_tracker.update_state(reduction.report_value(loss))
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     # === Sampling ===
 

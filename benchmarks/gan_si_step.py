@@ -1,0 +1,78 @@
+"""Benchmark: cost of the SIG term in one GAN training step (CIFAR-10 shapes).
+
+Times one `train_step` (graph mode, no XLA) of DCGAN vs DCGAN-SI and WGAN-GP vs
+WGAN-GP-SI with the same DCGAN networks, batch 64, 32x32x3 images, on the
+current device (CPU here). Reports the median step time and the ratio
+GAN-SI / GAN (target <= 1.10). Plain and SI steps are timed in alternating
+rounds so that machine load affects both alike.
+
+    python benchmarks/gan_si_step.py --steps 20 --rounds 3
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sig_keras.models import GAN
+from sig_keras.models import WGANGP
+from sig_keras.models import dcgan_critic
+from sig_keras.models import dcgan_discriminator
+from sig_keras.models import dcgan_generator
+
+
+def make(kind, sig_weight, latent_dim=128):
+    keras.utils.set_random_seed(0)
+    if kind == "dcgan":
+        model = GAN(dcgan_generator(latent_dim), dcgan_discriminator(), latent_dim,
+                    sig_weight=sig_weight, seed=0)
+    else:
+        model = WGANGP(dcgan_generator(latent_dim), dcgan_critic(), latent_dim,
+                       critic_steps=5, sig_weight=sig_weight, seed=0)
+    model.compile(jit_compile=False)
+    model.build_optimizers()
+    step = tf.function(model.train_step)
+    return model, step
+
+
+def time_steps(step, batch, steps):
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        out = step(batch)
+        float(out["g_loss"])  # wait for the result
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--models", default="dcgan,wgan_gp")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    batch = tf.constant(rng.uniform(-1, 1, (args.batch_size, 32, 32, 3)).astype("float32"))
+    print(f"device: {tf.config.list_logical_devices()[0].device_type}, "
+          f"batch {args.batch_size}, 32x32x3, graph mode")
+    for kind in args.models.split(","):
+        runs = {}
+        for name, weight in (("plain", 0.0), ("si", "auto")):
+            model, step = make(kind, weight)
+            time_steps(step, batch, 2)  # trace + warm up
+            runs[name] = (model, step, [])
+        for _ in range(args.rounds):
+            for name in ("plain", "si"):
+                runs[name][2].extend(time_steps(runs[name][1], batch, args.steps))
+        plain = float(np.median(runs["plain"][2]))
+        si = float(np.median(runs["si"][2]))
+        label = "DCGAN" if kind == "dcgan" else "WGAN-GP"
+        print(f"{label:8s} plain {plain * 1e3:8.1f} ms/step   {label}-SI {si * 1e3:8.1f} "
+              f"ms/step   ratio {si / plain:.3f}  (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()

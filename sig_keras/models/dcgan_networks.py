@@ -1,0 +1,160 @@
+"""Convolutional generators and discriminators of the image experiments.
+
+MNIST-3 (Stacked MNIST, Table 2; Yin & Zhou, Appendix C), `z ~ N(0, I_256)`:
+
+- Generator: dense to 4x4x64, then transposed convolutions (kernel 4) with
+  `64*Kg, 32*Kg, 8*Kg` filters and a last transposed convolution to 3
+  channels with tanh. The paper's strides do not reach 28x28; this project
+  uses strides **(1 "valid", 2, 2, 1)**: 4x4 -> 7x7 (stride 1, valid padding:
+  4 + 4 - 1 = 7) -> 14x14 -> 28x28 -> 28x28x3 (stride 1, same padding).
+- Discriminator: convolutions (kernel 4, stride 2, same padding) with
+  `8*Kd, 16*Kd, 32*Kd` filters: 28 -> 14 -> 7 -> 4, flatten, dense 1 (a
+  logit).
+- Sizes `(Kg, Kd)`: S = (1, 0.5), M = (1, 1), L = (2, 1).
+
+DCGAN for 32x32x3 (Radford et al., 2016; CIFAR-10, Table 3), `z ~ N(0, I_128)`:
+
+- Generator: dense to 4x4x(8*base) -> BN, ReLU -> transposed convolutions
+  (kernel 5, stride 2) with 4*base, 2*base filters (BN, ReLU) -> 32x32x3 tanh.
+- Discriminator: convolutions (kernel 5, stride 2) with base, 2*base, 4*base
+  filters, LeakyReLU(0.2), batch norm on all but the first -> 4x4 -> flatten ->
+  dense 1. `batch_norm=False` gives the WGAN-GP critic (no batch norm: the
+  gradient penalty is per example).
+
+Batch norm is `BatchNormalization(synchronized=True)` so that statistics are
+those of the global batch under a distribution strategy. The toy MLPs are in
+`sig_keras.models.networks` (`mlp_generator`, `mlp_discriminator`).
+"""
+
+import keras
+
+_MNIST3_SIZES = {"S": (1.0, 0.5), "M": (1.0, 1.0), "L": (2.0, 1.0)}
+
+
+def _size(size):
+    key = str(size).upper()
+    if key not in _MNIST3_SIZES:
+        raise ValueError(
+            f"Unknown MNIST-3 network size {size!r}; valid sizes: {sorted(_MNIST3_SIZES)}."
+        )
+    return _MNIST3_SIZES[key]
+
+
+def _bn():
+    return keras.layers.BatchNormalization(synchronized=True)
+
+
+def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"):
+    """MNIST-3 generator of Appendix C: `[n, latent_dim]` -> `[n, 28, 28, 3]` in [-1, 1].
+
+    Args:
+        size: "S", "M" or "L". Sets `Kg` (1, 1, 2). Defaults to "M".
+        latent_dim: int. Noise width. Defaults to 256.
+        batch_norm: bool. Batch norm after each hidden layer. Defaults to True.
+    """
+    kg, _ = _size(size)
+    inputs = keras.Input((int(latent_dim),), name="noise")
+    h = keras.layers.Dense(4 * 4 * 64, use_bias=not batch_norm)(inputs)
+    if batch_norm:
+        h = _bn()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.Reshape((4, 4, 64))(h)
+    for filters, stride, padding in (
+        (int(64 * kg), 1, "valid"),  # 4 -> 7
+        (int(32 * kg), 2, "same"),  # 7 -> 14
+        (int(8 * kg), 2, "same"),  # 14 -> 28
+    ):
+        h = keras.layers.Conv2DTranspose(
+            filters, 4, strides=stride, padding=padding, use_bias=not batch_norm
+        )(h)
+        if batch_norm:
+            h = _bn()(h)
+        h = keras.layers.ReLU()(h)
+    outputs = keras.layers.Conv2DTranspose(3, 4, strides=1, padding="same",
+                                           activation="tanh")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mnist3_discriminator(size="M", batch_norm=True, name="discriminator"):
+    """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
+
+    Args:
+        size: "S", "M" or "L". Sets `Kd` (0.5, 1, 1). Defaults to "M".
+        batch_norm: bool. Batch norm on the 2nd and 3rd convolutions (DCGAN
+            convention); use False for a WGAN-GP critic. Defaults to True.
+    """
+    _, kd = _size(size)
+    inputs = keras.Input((28, 28, 3), name="images")
+    h = inputs
+    for i, filters in enumerate((int(8 * kd), int(16 * kd), int(32 * kd))):
+        h = keras.layers.Conv2D(filters, 4, strides=2, padding="same")(h)
+        if batch_norm and i > 0:
+            h = _bn()(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(1)(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
+                    name="generator"):
+    """DCGAN generator (Radford et al.): noise -> `image_shape` in [-1, 1].
+
+    `image_shape` must be `(4 * 2^k, 4 * 2^k, C)` with k >= 1; filters halve at
+    each upsampling from `8 * base_filters` (k = 3 for 32x32: 512, 256, 128).
+
+    Args:
+        latent_dim: int. Defaults to 128.
+        base_filters: int. Width multiplier. Defaults to 64.
+        image_shape: tuple. Defaults to (32, 32, 3).
+    """
+    height, width, channels = (int(d) for d in image_shape)
+    ups = 0
+    side = height
+    while side > 4 and side % 2 == 0:
+        side //= 2
+        ups += 1
+    if height != width or side != 4 or ups < 1:
+        raise ValueError(
+            f"`image_shape` must be square with side 4 * 2^k (k >= 1); got {image_shape}."
+        )
+    filters = base_filters * 2 ** ups
+    inputs = keras.Input((int(latent_dim),), name="noise")
+    h = keras.layers.Dense(4 * 4 * filters, use_bias=False)(inputs)
+    h = _bn()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.Reshape((4, 4, filters))(h)
+    for _ in range(ups - 1):
+        filters //= 2
+        h = keras.layers.Conv2DTranspose(filters, 5, strides=2, padding="same",
+                                         use_bias=False)(h)
+        h = _bn()(h)
+        h = keras.layers.ReLU()(h)
+    outputs = keras.layers.Conv2DTranspose(channels, 5, strides=2, padding="same",
+                                           activation="tanh")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def dcgan_discriminator(image_shape=(32, 32, 3), base_filters=64, batch_norm=True,
+                        name="discriminator"):
+    """DCGAN discriminator (Radford et al.): images -> `[n, 1]` logits.
+
+    Three stride-2 convolutions (base, 2 base, 4 base filters, kernel 5),
+    LeakyReLU(0.2), batch norm on all but the first unless `batch_norm=False`
+    (the WGAN-GP critic).
+    """
+    inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
+    h = inputs
+    for i, mult in enumerate((1, 2, 4)):
+        h = keras.layers.Conv2D(base_filters * mult, 5, strides=2, padding="same")(h)
+        if batch_norm and i > 0:
+            h = _bn()(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(1)(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def dcgan_critic(image_shape=(32, 32, 3), base_filters=64, name="critic"):
+    """The WGAN-GP critic: `dcgan_discriminator` without batch norm."""
+    return dcgan_discriminator(image_shape, base_filters, batch_norm=False, name=name)

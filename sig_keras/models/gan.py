@@ -1,0 +1,139 @@
+"""GAN and GAN-SI (DCGAN objective), trained with `model.fit`."""
+
+import keras
+import tensorflow as tf
+
+from sig_keras.losses import reduction
+from sig_keras.losses.adversarial import minimax_discriminator_loss
+from sig_keras.losses.adversarial import non_saturating_generator_loss
+from sig_keras.models.gan_base import DEFAULT_IMAGE_SCALE
+from sig_keras.models.gan_base import AdversarialModel
+
+
+@keras.saving.register_keras_serializable(package="sig_keras")
+class GAN(AdversarialModel):
+    """Non-saturating GAN (DCGAN), and GAN-SI with `sig_weight > 0` or "auto".
+
+    One training step (Yin & Zhou, Algorithm 1), real batch `x_1..x_N`:
+
+    1. `eps_1..eps_N ~ N(0, I)`, `psi_k = G(eps_k)` (one generator pass).
+    2. Discriminator step on
+       `L_D = -(1/N) sum_i [log D(x_i) + log(1 - D(psi_i))]`.
+    3. Generator step on the same `psi_k`:
+       `L_G = -(1/N) sum_k log D(psi_k) + lambda * L_hat_SIG(x, {psi_k})`.
+
+    `lambda = sig_weight`; `sig_weight=0` is the plain DCGAN. With
+    `sig_weight="auto"` lambda follows the ratio of the gradient norms of the
+    two generator terms with respect to the generated batch (see
+    `sig_keras.models.gan_base`). The SIG term uses `conditional`, by default
+    `NormalConditional(scale=0.1)`, `p(x | psi) = N(x; psi, 0.1^2 I)`.
+
+    Under a distribution strategy every replica draws the same global noise
+    and keeps its slice, and the SIG term gathers all generated samples, so a
+    step equals the single-device step on the same global batch.
+
+    Reference: Yin & Zhou, "Semi-Implicit Generative Model"; Radford et al.,
+    "Unsupervised representation learning with deep convolutional GANs".
+
+    Args:
+        generator: `keras.Model`. Noise `[n, latent_dim]` -> images in
+            `data_range` (e.g. tanh output for [-1, 1]).
+        discriminator: `keras.Model`. Images -> one logit per image.
+        latent_dim: int. Width of the noise.
+        sig_weight: float >= 0 or "auto". Weight lambda of the SIG term.
+            Defaults to 0 (plain GAN).
+        conditional: `sig_keras.layers.Conditional`, its name or None. The SIG
+            conditional; None gives `NormalConditional(scale=0.1)`.
+        data_range: pair. Range of the data and of the generator output;
+            `fit` rejects data outside it. Defaults to (-1, 1).
+        label_smoothing: float. One-sided label smoothing of the real label in
+            the discriminator loss. Defaults to 0.
+        auto_sig_scale: float. With "auto", lambda = auto_sig_scale * ratio.
+            Defaults to 1.
+        auto_weight_momentum: float. EMA momentum of the "auto" ratio.
+            Defaults to 0.99.
+        seed: int or None. Seed of the model's `SeedGenerator`.
+
+    Example:
+    >>> g = sig_keras.models.mnist3_generator("M")
+    >>> d = sig_keras.models.mnist3_discriminator("M")
+    >>> model = GAN(g, d, latent_dim=256, sig_weight="auto")
+    >>> model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+    ...               g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    >>> model.fit(sig_keras.datasets.stacked_mnist("train", 64, seed=0),
+    ...           steps_per_epoch=1000)
+    >>> images = model.sample(16, seed=0)
+    """
+
+    def __init__(self, generator, discriminator, latent_dim, sig_weight=0.0,
+                 conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
+                 **kwargs):
+        super().__init__(generator, discriminator, latent_dim, sig_weight=sig_weight,
+                         conditional=conditional, data_range=data_range, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"`label_smoothing` must be in [0, 1); got {label_smoothing}."
+            )
+
+    @staticmethod
+    def _default_d_optimizer():
+        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    @staticmethod
+    def _default_g_optimizer():
+        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    # === Training ===
+
+    def _generator_adversarial_loss(self, psi):
+        return non_saturating_generator_loss(self.discriminator(psi, training=True))
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        noise = self._noise_like(x)
+        with tf.GradientTape() as g_tape:
+            psi = self.generator(noise, training=True)
+        fake = tf.stop_gradient(psi)
+
+        # Discriminator step.
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as d_tape:
+            real_logits = self.discriminator(x, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = reduction.replica_mean(
+                minimax_discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+            )
+        d_grads = d_tape.gradient(d_loss, d_vars)
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+
+        # Generator step on the same generated batch (Algorithm 1).
+        adv, sig, lam = self._generator_update(
+            x, g_tape, psi, self._generator_adversarial_loss
+        )
+        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+        self._track_generator(adv, sig, lam)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        psi = self.generator(self._noise_like(x), training=False)
+        real_logits = self.discriminator(x, training=False)
+        fake_logits = self.discriminator(psi, training=False)
+        d_loss = reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
+        adv = reduction.replica_mean(non_saturating_generator_loss(fake_logits))
+        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+        self.g_loss_tracker.update_state(reduction.report_value(adv))
+        return {m.name: m.result() for m in self.metrics}
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config["label_smoothing"] = self.label_smoothing
+        return config
+
+
+__all__ = ["GAN", "DEFAULT_IMAGE_SCALE"]

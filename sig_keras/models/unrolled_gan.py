@@ -1,0 +1,337 @@
+"""Unrolled GAN (Metz et al., 2017): the generator looks k discriminator steps ahead."""
+
+import keras
+import tensorflow as tf
+
+from sig_keras.losses import reduction
+from sig_keras.losses.adversarial import minimax_discriminator_loss
+from sig_keras.losses.adversarial import minimax_generator_loss
+from sig_keras.losses.adversarial import non_saturating_generator_loss
+from sig_keras.models.generative_model import GenerativeModel
+
+_GENERATOR_LOSSES = ("non_saturating", "minimax")
+
+
+def _sum_across_replicas(tensors):
+    """All-reduce SUM over replicas (identity outside a strategy); differentiable."""
+    if reduction.num_replicas() == 1:
+        return tensors
+    ctx = tf.distribute.get_replica_context()
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
+
+
+def _generator_per_example(fake_logits, kind):
+    if kind == "non_saturating":
+        return non_saturating_generator_loss(fake_logits)
+    return minimax_generator_loss(fake_logits)
+
+
+@keras.saving.register_keras_serializable(package="sig_keras")
+class UnrolledGAN(GenerativeModel):
+    """GAN whose generator is trained against a k-step unrolled discriminator.
+
+    Each training step (batch `x`, noise `z` drawn from the model's
+    `SeedGenerator`, as many noise vectors as data points, one generator pass
+    shared by both updates as in `sig_keras.models.GAN`):
+
+    1. Discriminator step: `theta <- d_optimizer(grad_theta L_D(theta))` with
+       the minimax loss `L_D = -mean[log D(x) + log(1 - D(G(z)))]`.
+    2. Generator step on the same `G(z)`, from the *updated* `theta_0 = theta`:
+       unroll `k` plain gradient-descent steps of the discriminator on the same
+       batch `x` and fakes `G(z)`,
+
+           theta_{i+1} = theta_i - unrolling_lr * grad_theta L_D(theta_i; x, G(z)),
+
+       and update the generator with `grad_phi L_G(theta_k(phi), phi)`, the
+       gradient flowing through the unrolled updates (second-order terms kept,
+       nested `GradientTape`s and `discriminator.stateless_call`). The unrolled
+       weights are never written back: the discriminator keeps `theta`.
+
+    With `unrolling_steps=0` this is exactly the update of
+    `sig_keras.models.GAN` with `sig_weight=0` (discriminator step, then a
+    generator step on the same fakes against the updated discriminator). The unrolled steps use plain SGD (not the discriminator's
+    optimizer), the usual simplification of Metz et al.'s unrolled Adam.
+    Non-trainable discriminator state (batch-norm statistics) is held fixed
+    during unrolling: use discriminators without batch norm.
+
+    Under a distribution strategy the unrolled gradients are summed across
+    replicas, so the unrolled weights equal the single-device ones.
+
+    Reference: Metz, Poole, Pfau & Sohl-Dickstein, "Unrolled Generative
+    Adversarial Networks", ICLR 2017.
+
+    Args:
+        generator: `keras.Model`. Noise `[n, latent_dim]` -> samples.
+        discriminator: `keras.Model`. Samples -> one logit per sample.
+        latent_dim: int. Width of the noise `z ~ N(0, I)`.
+        unrolling_steps: int. `k >= 0`. Defaults to 5.
+        unrolling_lr: float. Learning rate of the unrolled SGD steps (> 0).
+            Defaults to 1e-2.
+        generator_loss: str. `"non_saturating"` (`-log D(G(z))`) or
+            `"minimax"` (`log(1 - D(G(z)))`). Defaults to `"non_saturating"`.
+        seed: int or None. Seed of the model's `SeedGenerator`.
+
+    Example:
+    >>> gen = sig_keras.models.mlp_generator(noise_dim=2, output_dim=2)
+    >>> disc = sig_keras.models.mlp_discriminator(2)
+    >>> model = UnrolledGAN(gen, disc, latent_dim=2, unrolling_steps=5)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    ...               d_optimizer=keras.optimizers.Adam(1e-4))
+    >>> model.fit(dataset, steps_per_epoch=100)
+    >>> x = model.sample(1000, seed=0)
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim,
+        unrolling_steps=5,
+        unrolling_lr=1e-2,
+        generator_loss="non_saturating",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # === Config ===
+        self.latent_dim = self._check_generator(generator, latent_dim)
+        self.noise_dim = self.latent_dim
+        if not isinstance(discriminator, (keras.Model, keras.layers.Layer)):
+            raise ValueError(
+                f"`discriminator` must be a Keras model or layer; got {discriminator!r}."
+            )
+        try:
+            valid = not isinstance(unrolling_steps, bool) and int(unrolling_steps) == unrolling_steps
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(f"`unrolling_steps` must be an integer; got {unrolling_steps!r}.")
+        self.unrolling_steps = int(unrolling_steps)
+        if self.unrolling_steps < 0:
+            raise ValueError(f"`unrolling_steps` must be >= 0; got {unrolling_steps}.")
+        self.unrolling_lr = float(unrolling_lr)
+        if not self.unrolling_lr > 0 or self.unrolling_lr == float("inf"):
+            raise ValueError(
+                f"`unrolling_lr` must be a positive finite number; got {unrolling_lr}."
+            )
+        if generator_loss not in _GENERATOR_LOSSES:
+            raise ValueError(
+                f"Unknown `generator_loss` {generator_loss!r}; valid: "
+                f"{list(_GENERATOR_LOSSES)}."
+            )
+        self.generator_loss = generator_loss
+        self.seed = seed
+        # === Layers ===
+        self.generator = generator
+        self.discriminator = discriminator
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_optimizer = None  # set by `compile`
+        # === Trackers ===
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    # === Compile ===
+
+    def compile(self, optimizer=None, d_optimizer="adam", g_optimizer=None, **kwargs):
+        """Configures the two optimizers.
+
+        Args:
+            optimizer: optimizer of the generator (or its name); it becomes
+                `model.optimizer`. Defaults to "adam".
+            d_optimizer: discriminator optimizer or its name. Defaults to "adam".
+            g_optimizer: alias of `optimizer` (the `sig_keras.models.GAN`
+                spelling); give one of the two.
+            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`,
+                `jit_compile`, ...). No `loss`.
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "UnrolledGAN trains with its own objective; do not pass `loss` to "
+                "`compile`."
+            )
+        if optimizer is not None and g_optimizer is not None:
+            raise ValueError("Pass `optimizer=` or its alias `g_optimizer=`, not both.")
+        if optimizer is None:
+            optimizer = "adam" if g_optimizer is None else g_optimizer
+        optimizer = keras.optimizers.get(optimizer)
+        d_optimizer = keras.optimizers.get(d_optimizer)
+        if d_optimizer is optimizer:
+            raise ValueError(
+                "The generator and discriminator optimizers must be two different "
+                "instances (each keeps its own slots)."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """Builds the networks and both optimizers in the model's strategy scope.
+
+        Called by `compile` and `fit`: an optimizer kept as an attribute must be
+        built before `fit` under a distribution strategy (PITFALLS.md).
+        """
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+            if not self.discriminator.built:
+                self.discriminator(self.generator(tf.zeros((1, self.noise_dim))))
+            if not self.optimizer.built:
+                self.optimizer.build(self.generator.trainable_variables)
+            if not self.d_optimizer.built:
+                self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def fit(self, x=None, y=None, **kwargs):
+        if getattr(self, "d_optimizer", None) is None:
+            raise ValueError("Call `compile()` before `fit()`.")
+        self.build_optimizers()
+        return super().fit(x, y, **kwargs)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = dict(super().get_compile_config())
+        config.pop("loss", None)
+        config["optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
+        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
+        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
+        kwargs = {
+            k: config[k]
+            for k in ("run_eagerly", "jit_compile", "steps_per_execution")
+            if k in config
+        }
+        # `compile` builds both optimizers, so their saved state can be loaded.
+        self.compile(optimizer=optimizer, d_optimizer=d_optimizer, **kwargs)
+
+    # === Training ===
+
+    def _replica_noise_like(self, x):
+        """This replica's slice of global `N(0, I)` noise, one row per row of `x`."""
+        n = x.shape[0]
+        if n is not None:
+            return self.draw_replica_noise(int(n) * reduction.num_replicas())
+        n = tf.shape(x)[0] * reduction.num_replicas()
+        return reduction.local_slice(self.draw_noise(n))
+
+    def _d_loss(self, real_logits, fake_logits):
+        return reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
+
+    def _unrolled_discriminator_weights(self, x, fake):
+        """`theta_k`: k SGD steps on `L_D` from the current weights, differentiable."""
+        params = [tf.identity(v) for v in self.discriminator.trainable_variables]
+        fixed = [tf.identity(v) for v in self.discriminator.non_trainable_variables]
+        for _ in range(self.unrolling_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                real_logits, _ = self.discriminator.stateless_call(
+                    params, fixed, x, training=True
+                )
+                fake_logits, _ = self.discriminator.stateless_call(
+                    params, fixed, fake, training=True
+                )
+                loss = self._d_loss(real_logits, fake_logits)
+            grads = tape.gradient(loss, params)
+            grads = [tf.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+            grads = _sum_across_replicas(grads)
+            params = [p - self.unrolling_lr * g for p, g in zip(params, grads)]
+        return params, fixed
+
+    def unrolled_generator_loss(self, x, fake, training=True):
+        """This replica's share of `L_G(D_{theta_k}(fake))`, `theta_k` unrolled on `(x, fake)`."""
+        if self.unrolling_steps == 0:
+            fake_logits = self.discriminator(fake, training=training)
+        else:
+            params, fixed = self._unrolled_discriminator_weights(x, fake)
+            fake_logits, _ = self.discriminator.stateless_call(
+                params, fixed, fake, training=training
+            )
+        return reduction.replica_mean(
+            _generator_per_example(fake_logits, self.generator_loss)
+        )
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        d_vars = self.discriminator.trainable_weights
+        g_vars = self.generator.trainable_weights
+        noise = self._replica_noise_like(x)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(noise, training=True)
+
+        # 1. Discriminator step (on the fakes, no gradient to the generator).
+        with tf.GradientTape() as d_tape:
+            d_loss = self._d_loss(
+                self.discriminator(x, training=True),
+                self.discriminator(tf.stop_gradient(fake), training=True),
+            )
+        d_grads = d_tape.gradient(d_loss, d_vars)
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+
+        # 2. Generator loss against the unrolled (updated) discriminator; the
+        # same tape resumes recording, so gradients reach G through `fake`.
+        with g_tape:
+            g_loss = self.unrolled_generator_loss(x, fake, training=True)
+        grads = g_tape.gradient(g_loss, g_vars)
+        self.optimizer.apply_gradients(zip(grads, g_vars))
+
+        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+        self.g_loss_tracker.update_state(reduction.report_value(g_loss))
+        return self.metric_logs()
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        fake = self.generator(self._replica_noise_like(x), training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        d_loss = self._d_loss(self.discriminator(x, training=False), fake_logits)
+        g_loss = reduction.replica_mean(
+            _generator_per_example(fake_logits, self.generator_loss)
+        )
+        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+        self.g_loss_tracker.update_state(reduction.report_value(g_loss))
+        return self.metric_logs()
+
+    # === Validation ===
+
+    def check_data_shape(self, event_shape, name="data"):
+        super().check_data_shape(event_shape, name)
+        inputs = getattr(self.discriminator, "inputs", None)
+        if inputs:
+            d_shape = tuple(inputs[0].shape[1:])
+            if None not in d_shape and d_shape != tuple(event_shape):
+                raise ValueError(
+                    f"{name} points have shape {tuple(event_shape)} but the "
+                    f"discriminator takes inputs of shape {d_shape}."
+                )
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "latent_dim": self.latent_dim,
+                "unrolling_steps": self.unrolling_steps,
+                "unrolling_lr": self.unrolling_lr,
+                "generator_loss": self.generator_loss,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

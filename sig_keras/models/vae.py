@@ -1,0 +1,219 @@
+"""VAE: the variational auto-encoder baseline of Table 1 (Kingma & Welling)."""
+
+import keras
+import tensorflow as tf
+
+from sig_keras.layers import conditionals as conditionals_lib
+from sig_keras.losses import reduction
+from sig_keras.models.generative_model import GenerativeModel
+
+
+@keras.saving.register_keras_serializable(package="sig_keras")
+class VAE(GenerativeModel):
+    """Variational auto-encoder with a Gaussian encoder, trained with `model.fit`.
+
+    Model: `z ~ N(0, I)`, `psi = decoder(z)`, `x ~ p(x | psi)` with `p` a
+    conditional from `sig_keras.layers` (the same explicit layer SIG uses).
+    Inference: `q(z | x) = N(mu(x), diag(sigma(x)^2))`, where the encoder
+    outputs `2 * latent_dim` values split as `[mu, rho]` and
+    `sigma = softplus(rho) + min_scale` (pre-softplus scale, not a
+    log-variance).
+
+    Each training step minimises the negative ELBO, averaged over the batch:
+
+        L = - E_q[log p(x | decoder(z))] + KL(q(z | x) || N(0, I))
+        z = mu + sigma * eps,  eps ~ N(0, I)      (reparameterisation, 1 draw)
+        KL = sum_j [ (mu_j^2 + sigma_j^2 - 1) / 2 - log sigma_j ]   (analytic)
+
+    with `log p(x | psi)` from `conditional.distribution(psi).log_prob(x)`.
+    `sample(n)` draws `z` from the prior, decodes it and samples the
+    conditional (so samples include the decoder noise).
+
+    Reference: Kingma & Welling, "Auto-Encoding Variational Bayes", 2014.
+
+    Args:
+        encoder: `keras.Model`. Maps data `[n, *event_shape]` to
+            `[n, 2 * latent_dim]`: means, then pre-softplus scales.
+        decoder: `keras.Model`. Maps `[n, latent_dim]` to conditional
+            parameters `[n, *conditional.param_shape(event_shape)]`.
+        latent_dim: int. Width of `z`.
+        conditional: `sig_keras.layers.Conditional` or its name. The decoder
+            likelihood `p(x | psi)`. Defaults to `"normal"`: a
+            `NormalConditional` with fixed scale 0.1 (the paper's toy value).
+        min_scale: float. Added to the encoder's softplus scale so that
+            `log sigma` stays finite. Defaults to 1e-4.
+        seed: int or None. Seed of the model's `SeedGenerator`.
+
+    Example:
+    >>> enc = sig_keras.models.mlp_encoder(2, 2 * 8)
+    >>> dec = sig_keras.models.mlp_generator(8, 2)
+    >>> model = VAE(enc, dec, latent_dim=8)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> model.fit(dataset, steps_per_epoch=100)
+    >>> x = model.sample(1000, seed=0)
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        latent_dim,
+        conditional="normal",
+        min_scale=1e-4,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # === Config ===
+        self.latent_dim = self._check_generator(decoder, latent_dim)
+        self.noise_dim = self.latent_dim
+        if not isinstance(encoder, (keras.Model, keras.layers.Layer)):
+            raise ValueError(f"`encoder` must be a Keras model or layer; got {encoder!r}.")
+        outputs = getattr(encoder, "outputs", None)
+        if outputs:
+            width = outputs[0].shape[-1]
+            if width is not None and width != 2 * self.latent_dim:
+                raise ValueError(
+                    f"The encoder must output 2 * latent_dim = {2 * self.latent_dim} "
+                    f"values (means and pre-softplus scales); it outputs {width}."
+                )
+        self.min_scale = float(min_scale)
+        if not self.min_scale >= 0:
+            raise ValueError(f"`min_scale` must be >= 0; got {min_scale}.")
+        self.seed = seed
+        # === Layers ===
+        self.encoder = encoder
+        self.decoder = decoder
+        self.conditional = conditionals_lib.get(conditional)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # === Trackers ===
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def generator(self):
+        """The decoder: what `GenerativeModel` maps noise through."""
+        return self.decoder
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def compile(self, optimizer="adam", **kwargs):
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "VAE trains with the negative ELBO; do not pass `loss` to `compile`."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.trainable_variables)
+
+    # === Training ===
+
+    def _replica_noise_like(self, x):
+        """This replica's slice of global `N(0, I)` noise, one row per row of `x`."""
+        n = x.shape[0]
+        if n is not None:
+            return self.draw_replica_noise(int(n) * reduction.num_replicas())
+        n = tf.shape(x)[0] * reduction.num_replicas()
+        return reduction.local_slice(self.draw_noise(n))
+
+    def encode(self, x, training=False):
+        """`(mu, sigma)` of `q(z | x)`, each `[n, latent_dim]`."""
+        h = tf.cast(self.encoder(x, training=training), tf.float32)
+        mu, rho = tf.split(h, 2, axis=-1)
+        return mu, tf.nn.softplus(rho) + self.min_scale
+
+    def _compute_losses(self, x, training):
+        """Per-example reconstruction `-log p(x | psi)` and KL terms, `[n]` each."""
+        x = tf.cast(x, tf.float32)
+        mu, sigma = self.encode(x, training=training)
+        eps = self._replica_noise_like(x)
+        z = mu + sigma * eps
+        psi = self.decoder(z, training=training)
+        reconstruction = -self.conditional.distribution(psi).log_prob(x)
+        kl = tf.reduce_sum(
+            0.5 * (tf.square(mu) + tf.square(sigma) - 1.0) - tf.math.log(sigma), axis=-1
+        )
+        return reconstruction, kl
+
+    def _update_trackers(self, reconstruction, kl):
+        rec_share = reduction.replica_mean(reconstruction)
+        kl_share = reduction.replica_mean(kl)
+        self.loss_tracker.update_state(reduction.report_value(rec_share + kl_share))
+        self.reconstruction_tracker.update_state(reduction.report_value(rec_share))
+        self.kl_tracker.update_state(reduction.report_value(kl_share))
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self._compute_losses(x, training=True)
+            loss = reduction.replica_mean(reconstruction + kl)
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self._update_trackers(reconstruction, kl)
+        return self.metric_logs()
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        reconstruction, kl = self._compute_losses(x, training=False)
+        self._update_trackers(reconstruction, kl)
+        return self.metric_logs()
+
+    # === Sampling ===
+
+    def _samples_from_noise(self, noise, seed):
+        psi = self.decoder(noise, training=False)
+        return self.conditional.sample(psi, seed)
+
+    # === Validation ===
+
+    def check_data(self, x, name="data"):
+        self.conditional.check_data(x, name)
+
+    def check_data_shape(self, event_shape, name="data"):
+        out = self._output_shape()
+        expected = self.conditional.param_shape(tuple(event_shape))
+        if expected != out:
+            raise ValueError(
+                f"{name} points have shape {tuple(event_shape)}, so the "
+                f"{type(self.conditional).__name__} needs decoder outputs of "
+                f"shape {expected}; the decoder produces {out}."
+            )
+        inputs = getattr(self.encoder, "inputs", None)
+        if inputs:
+            enc_shape = tuple(inputs[0].shape[1:])
+            if None not in enc_shape and enc_shape != tuple(event_shape):
+                raise ValueError(
+                    f"{name} points have shape {tuple(event_shape)} but the "
+                    f"encoder takes inputs of shape {enc_shape}."
+                )
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "latent_dim": self.latent_dim,
+                "conditional": keras.saving.serialize_keras_object(self.conditional),
+                "min_scale": self.min_scale,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "conditional"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

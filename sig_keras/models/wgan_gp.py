@@ -1,0 +1,168 @@
+"""WGAN-GP and WGAN-GP-SI, trained with `model.fit`."""
+
+import keras
+import tensorflow as tf
+
+from sig_keras.losses import reduction
+from sig_keras.losses.adversarial import wasserstein_discriminator_loss
+from sig_keras.losses.adversarial import wasserstein_generator_loss
+from sig_keras.losses.adversarial import wasserstein_gradient_penalty
+from sig_keras.models.gan_base import AdversarialModel
+
+
+@keras.saving.register_keras_serializable(package="sig_keras")
+class WGANGP(AdversarialModel):
+    """WGAN with gradient penalty, and WGAN-GP-SI with `sig_weight > 0` or "auto".
+
+    One training step on a real batch `x_1..x_N`:
+
+    - `critic_steps` critic updates, each with fresh noise and the same real
+      batch (the keras-io convention), on
+      `L_D = mean f(psi) - mean f(x) + gradient_penalty_weight * mean (||grad f(x_hat)|| - 1)^2`,
+      `x_hat = x + u (psi - x)`, `u ~ Uniform(0, 1)`.
+    - One generator update on the batch `psi_k = G(eps_k)` of the *last*
+      critic update (Algorithm 1: the same `psi_k` for both players):
+      `L_G = -mean f(psi) + lambda * L_hat_SIG(x, {psi_k})`.
+
+    The critic must not use batch norm (the penalty is per example). See `GAN`
+    for `sig_weight`, `conditional`, `data_range` and distribution.
+
+    Reference: Gulrajani et al., "Improved training of Wasserstein GANs";
+    Yin & Zhou, "Semi-Implicit Generative Model".
+
+    Args:
+        generator: `keras.Model`. Noise -> images in `data_range`.
+        critic: `keras.Model`. Images -> one score per image.
+        latent_dim: int. Width of the noise.
+        gradient_penalty_weight: float >= 0. Defaults to 10.
+        critic_steps: int >= 1. Critic updates per generator update.
+            Defaults to 5.
+        sig_weight: float >= 0 or "auto". Defaults to 0 (plain WGAN-GP).
+        conditional: SIG conditional or None (`NormalConditional(0.1)`).
+        data_range: pair. Defaults to (-1, 1).
+        **kwargs: `auto_sig_scale`, `auto_weight_momentum`, `seed`, and
+            `keras.Model` arguments.
+
+    Example:
+    >>> model = WGANGP(sig_keras.models.dcgan_generator(),
+    ...                sig_keras.models.dcgan_discriminator(batch_norm=False),
+    ...                latent_dim=128, sig_weight="auto")
+    >>> model.compile()  # Adam(1e-4, beta_1=0, beta_2=0.9) for both players
+    >>> model.fit(sig_keras.datasets.cifar10("train", 64, seed=0), steps_per_epoch=1000)
+    """
+
+    def __init__(self, generator, critic, latent_dim, gradient_penalty_weight=10.0,
+                 critic_steps=5, sig_weight=0.0, conditional=None,
+                 data_range=(-1.0, 1.0), **kwargs):
+        super().__init__(generator, critic, latent_dim, sig_weight=sig_weight,
+                         conditional=conditional, data_range=data_range, **kwargs)
+        # === Config ===
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        if not self.gradient_penalty_weight >= 0:
+            raise ValueError(
+                "`gradient_penalty_weight` must be >= 0; got "
+                f"{gradient_penalty_weight}."
+            )
+        if isinstance(critic_steps, bool) or int(critic_steps) != critic_steps:
+            raise ValueError(f"`critic_steps` must be an integer; got {critic_steps!r}.")
+        self.critic_steps = int(critic_steps)
+        if self.critic_steps < 1:
+            raise ValueError(f"`critic_steps` must be >= 1; got {critic_steps}.")
+        # === Trackers ===
+        self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+
+    @property
+    def critic(self):
+        """The critic (stored as `discriminator` by the base class)."""
+        return self.discriminator
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.gp_tracker]
+
+    @staticmethod
+    def _default_d_optimizer():
+        return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+
+    @staticmethod
+    def _default_g_optimizer():
+        return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+
+    # === Training ===
+
+    def _interpolation_weights(self, x):
+        """This replica's slice of `u ~ U(0, 1)` drawn for the global batch."""
+        local_n = x.shape[0]
+        if local_n is None:
+            local_n = tf.shape(x)[0]
+        global_n = local_n * reduction.num_replicas()
+        return reduction.local_slice(
+            keras.random.uniform((global_n,), seed=self.seed_generator)
+        )
+
+    def _generator_adversarial_loss(self, psi):
+        return wasserstein_generator_loss(self.critic(psi, training=True))
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        c_vars = self.critic.trainable_variables
+        for step in range(self.critic_steps):
+            noise = self._noise_like(x)
+            if step == self.critic_steps - 1:
+                # The last generated batch also feeds the generator update.
+                with tf.GradientTape() as g_tape:
+                    psi = self.generator(noise, training=True)
+            else:
+                psi = self.generator(noise, training=True)
+            fake = tf.stop_gradient(psi)
+            u = self._interpolation_weights(x)
+            with tf.GradientTape() as c_tape:
+                real_scores = self.critic(x, training=True)
+                fake_scores = self.critic(fake, training=True)
+                w_loss = reduction.replica_mean(
+                    wasserstein_discriminator_loss(real_scores, fake_scores)
+                )
+                gp = reduction.replica_mean(
+                    wasserstein_gradient_penalty(
+                        self.critic, x, fake, interpolation_weights=u
+                    )
+                )
+                d_loss = w_loss + self.gradient_penalty_weight * gp
+            c_grads = c_tape.gradient(d_loss, c_vars)
+            self.d_optimizer.apply_gradients(zip(c_grads, c_vars))
+            self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+            self.gp_tracker.update_state(reduction.report_value(gp))
+
+        adv, sig, lam = self._generator_update(
+            x, g_tape, psi, self._generator_adversarial_loss
+        )
+        self._track_generator(adv, sig, lam)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        psi = self.generator(self._noise_like(x), training=False)
+        real_scores = self.critic(x, training=False)
+        fake_scores = self.critic(psi, training=False)
+        d_loss = reduction.replica_mean(
+            wasserstein_discriminator_loss(real_scores, fake_scores)
+        )
+        adv = reduction.replica_mean(wasserstein_generator_loss(fake_scores))
+        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
+        self.g_loss_tracker.update_state(reduction.report_value(adv))
+        return {m.name: m.result() for m in self.metrics}
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config["critic"] = config.pop("discriminator")
+        config.update(
+            {
+                "gradient_penalty_weight": self.gradient_penalty_weight,
+                "critic_steps": self.critic_steps,
+            }
+        )
+        return config

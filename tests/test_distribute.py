@@ -1,0 +1,190 @@
+"""MirroredStrategy equals one device; strategy names; determinism.
+
+The equality tests run in-process on the 2 logical CPUs of conftest: the same
+model is built on one device and under a 2-replica `MirroredStrategy`, given
+the same initial variables (seed generator states included), and trained a
+few steps on the same global batches. Tolerance: `rtol=1e-4, atol=1e-5` on
+every variable (float32; the two runs differ only by summation order in the
+all-reduce and the gathered likelihood matrix).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sig_keras import distribute
+from sig_keras.models import SIG
+from sig_keras.models import mlp
+from sig_keras.models import mlp_generator
+
+WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
+RTOL, ATOL = 1e-4, 1e-5
+STEPS, BATCH = 3, 32
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.9, 0.9, (STEPS * BATCH, 2)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(x).batch(BATCH, drop_remainder=True)
+
+
+def _make_sig():
+    model = SIG(
+        mlp_generator(4, 2, hidden_units=(16, 16)),
+        "normal", noise_dim=4, num_samples=64, seed=3,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
+def _make_gan_si():
+    from sig_keras.models.gan import GAN
+
+    model = GAN(
+        mlp_generator(4, 2, hidden_units=(16, 16)),
+        mlp(2, 1, hidden_units=(16,), name="discriminator"),
+        latent_dim=4, sig_weight="auto", seed=3,
+    )
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(1e-2),
+        g_optimizer=keras.optimizers.Adam(1e-2),
+    )
+    return model
+
+
+def _state(model):
+    values = [np.asarray(v.numpy()) for v in model.variables]
+    for _, opt, _ in distribute.model_optimizers(model):
+        values += [np.asarray(v.numpy()) for v in opt.variables]
+    return values
+
+
+def _train(make, strategy, initial=None):
+    with strategy.scope():
+        model = make()
+        distribute.build_optimizers(model, strategy)
+    if initial is not None:
+        for v, value in zip(model.variables, initial):
+            v.assign(value)
+    start = [np.asarray(v.numpy()) for v in model.variables]
+    history = model.fit(_data(), epochs=1, verbose=0, shuffle=False)
+    return model, start, history
+
+
+@pytest.mark.parametrize("make", [_make_sig, _make_gan_si], ids=["sig", "gan_si"])
+def test_mirrored_equals_single_device(make, two_cpu_strategy):
+    single, start, h1 = _train(make, tf.distribute.get_strategy())
+    mirrored, start2, h2 = _train(make, two_cpu_strategy, initial=start)
+    assert mirrored.distribute_strategy.num_replicas_in_sync == 2
+    for a, b in zip(start, start2):
+        np.testing.assert_array_equal(a, b)
+    s1, s2 = _state(single), _state(mirrored)
+    assert len(s1) == len(s2)
+    moved = 0
+    for a, b, a0 in zip(s1, s2, start + [None] * len(s1)):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+        if a0 is not None and a.dtype.kind == "f" and not np.allclose(a, a0):
+            moved += 1
+    assert moved > 0, "training did not change the weights"
+    for key in h1.history:
+        np.testing.assert_allclose(h1.history[key], h2.history[key], rtol=1e-4)
+
+
+def test_metric_logs_are_scalars_outside_multiworker(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = _make_sig()
+    history = model.fit(_data(), epochs=1, verbose=0)
+    assert np.ndim(history.history["loss"][0]) == 0
+
+
+def test_get_strategy_names(monkeypatch):
+    assert distribute.get_strategy("default") is tf.distribute.get_strategy()
+    mirrored = distribute.get_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == 2  # both logical CPUs
+    with pytest.raises(ValueError, match=r"valid: \['default', 'mirrored', 'multiworker'\]"):
+        distribute.get_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG"):
+        distribute.get_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        distribute.get_strategy("multiworker")
+
+
+def test_add_strategy_flag():
+    import argparse
+
+    parser = distribute.add_strategy_flag(argparse.ArgumentParser())
+    assert parser.parse_args([]).strategy == "default"
+    assert parser.parse_args(["--strategy", "mirrored"]).strategy == "mirrored"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--strategy", "tpu"])
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        ({"cluster": {"worker": ["localhost:1"]}}, "'cluster' and a 'task'"),
+        ({"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}},
+         "host:port"),
+        ({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}},
+         r"index must be an int in \[0, 1\)"),
+        ({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "ps", "index": 0}},
+         "'worker' or 'chief'"),
+    ],
+)
+def test_parse_tf_config_errors(config, match):
+    with pytest.raises(ValueError, match=match):
+        distribute.parse_tf_config(json.dumps(config))
+
+
+def test_parse_tf_config_valid():
+    config = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
+              "task": {"type": "worker", "index": 1}}
+    assert distribute.parse_tf_config(json.dumps(config)) == config
+
+
+def test_build_optimizers_builds_second_optimizer(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = _make_gan_si()
+    distribute.build_optimizers(model)
+    opts = {attr: (opt, variables) for attr, opt, variables in
+            distribute.model_optimizers(model)}
+    assert set(opts) == {"d_optimizer", "optimizer"}
+    assert all(opt.built for opt, _ in opts.values())
+    d_vars = {id(v) for v in model.discriminator.trainable_variables}
+    assert {id(v) for v in opts["d_optimizer"][1]} == d_vars
+
+
+def _run_worker(seed, out):
+    return subprocess.Popen(
+        [sys.executable, WORKER, "--model", "sig", "--epochs", "1",
+         "--seed", str(seed), "--out", out],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_determinism_same_seed_same_weights(tmp_path):
+    """Two processes, same seed: bit-identical model, optimizer and seed state."""
+    outs = [str(tmp_path / f"run{i}.npz") for i in range(2)]
+    procs = [_run_worker(7, out) for out in outs]
+    try:
+        for p in procs:
+            output, _ = p.communicate(timeout=180)
+            assert p.returncode == 0, output[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    a, b = (np.load(o) for o in outs)
+    assert a.files == b.files and len(a.files) > 10
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

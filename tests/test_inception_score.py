@@ -1,0 +1,191 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sig_keras.metrics import InceptionScore
+from sig_keras.metrics import StackedMNISTModes
+from sig_keras.metrics import inception_score_from_probs
+
+
+def _kl_reference(p):
+    m = p.mean(0)
+    return np.exp(np.mean(np.sum(p * (np.log(p + 1e-12) - np.log(m + 1e-12)), 1)))
+
+
+def test_one_hot_equally_used_classes_gives_c():
+    probs = np.eye(4)[np.arange(40) % 4]
+    mean, std = inception_score_from_probs(probs, splits=1)
+    np.testing.assert_allclose(mean, 4.0, rtol=1e-6)
+    # Unshuffled, each of 2 splits uses the 4 classes equally.
+    mean, std = inception_score_from_probs(probs, splits=2, shuffle=False)
+    np.testing.assert_allclose([mean, std], [4.0, 0.0], atol=1e-6)
+
+
+def test_identical_rows_give_one():
+    probs = np.tile([[0.2, 0.3, 0.5]], (20, 1))
+    mean, _ = inception_score_from_probs(probs, splits=10)
+    np.testing.assert_allclose(mean, 1.0, rtol=1e-6)
+
+
+def test_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(30, 5))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mean, _ = inception_score_from_probs(probs, splits=1)
+    np.testing.assert_allclose(mean, _kl_reference(probs), rtol=1e-6)
+
+
+def _classifier(num_classes=4, activation="softmax"):
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation=activation)(inputs))
+
+
+def test_metric_one_hot_classifier_gives_c():
+    # Identity "classifier" on one-hot inputs: probabilities = inputs.
+    inputs = keras.Input((4,))
+    clf = keras.Model(inputs, keras.layers.Activation("linear")(inputs))
+    metric = InceptionScore(classifier=clf, splits=1)
+    x = np.eye(4, dtype="float32")[np.arange(32) % 4]
+    metric.update_state(x[:13])
+    metric.update_state(x[13:])
+    np.testing.assert_allclose(metric.result()["inception_score"], 4.0, rtol=1e-5)
+    metric.reset_state()
+    assert float(metric.counts.numpy().sum()) == 0
+
+
+def test_metric_splits_are_equal_sized_and_identical_rows_give_one():
+    inputs = keras.Input((4,))
+    clf = keras.Model(inputs, keras.layers.Activation("linear")(inputs))
+    metric = InceptionScore(classifier=clf, splits=4)
+    x = np.tile(np.array([[0.1, 0.2, 0.3, 0.4]], np.float32), (30, 1))
+    for chunk in np.array_split(x, 4):  # batches of 8, 8, 7, 7
+        metric.update_state(chunk)
+    counts = metric.counts.numpy()
+    assert counts.sum() == 30 and counts.max() - counts.min() <= 1
+    result = metric.result()
+    np.testing.assert_allclose(result["inception_score"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(result["inception_score_std"], 0.0, atol=1e-5)
+
+
+def test_metric_matches_from_probs_with_one_split():
+    clf = _classifier()
+    x = np.random.default_rng(1).normal(size=(12, 3)).astype("float32")
+    metric = InceptionScore(classifier=clf, splits=1)
+    metric.update_state(x)
+    probs = clf(x).numpy()
+    np.testing.assert_allclose(metric.result()["inception_score"],
+                               inception_score_from_probs(probs, splits=1)[0], rtol=1e-5)
+
+
+def test_logits_detected():
+    clf = _classifier(activation=None)
+    x = np.random.default_rng(2).normal(size=(10, 3)).astype("float32") * 5
+    metric = InceptionScore(classifier=clf, splits=1)
+    metric.update_state(x)
+    probs = tf.nn.softmax(clf(x)).numpy()
+    np.testing.assert_allclose(metric.result()["inception_score"],
+                               _kl_reference(probs), rtol=1e-5)
+
+
+def test_metric_in_graph():
+    clf = _classifier()
+    metric = InceptionScore(classifier=clf, splits=2)
+    x = np.random.default_rng(3).normal(size=(8, 3)).astype("float32")
+    tf.function(metric.update_state)(tf.constant(x))
+    assert float(metric.counts.numpy().sum()) == 8
+    assert np.isfinite(metric.result()["inception_score"])
+
+
+# === Bad input ===
+
+
+def test_fewer_samples_than_splits():
+    with pytest.raises(ValueError, match="at least as many samples as splits"):
+        inception_score_from_probs(np.eye(3), splits=10)
+    metric = InceptionScore(classifier=_classifier(), splits=10)
+    metric.update_state(np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="at least as many samples as splits"):
+        metric.result()
+
+
+def test_sigmoid_outputs_are_not_probabilities():
+    metric = InceptionScore(classifier=_classifier(activation="sigmoid"), splits=1)
+    with pytest.raises(ValueError, match="probability vector"):
+        metric.update_state(np.ones((4, 3), np.float32))
+
+
+def test_probabilities_required_when_not_logits():
+    metric = InceptionScore(classifier=_classifier(activation=None), splits=1,
+                            from_logits=False)
+    with pytest.raises(ValueError, match="probability vector"):
+        metric.update_state(np.ones((4, 3), np.float32) * 3)
+
+
+def test_bad_output_shape():
+    inputs = keras.Input((3,))
+    clf = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    with pytest.raises(ValueError, match="num_classes"):
+        InceptionScore(classifier=clf)
+
+
+def test_bad_probs_in_pure_function():
+    with pytest.raises(ValueError, match="probability vectors"):
+        inception_score_from_probs(np.full((10, 3), 0.5), splits=1)
+
+
+# === Stacked MNIST modes ===
+
+
+def _digit_oracle():
+    """A 'classifier' reading the digit from the mean intensity of a channel:
+    images of value (d / 10) give digit d with probability ~1."""
+    inputs = keras.Input((28, 28, 1))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)  # [n, 1]
+    centers = np.arange(10, dtype="float32") / 10.0
+    logits = keras.layers.Lambda(lambda m: -1000.0 * tf.square(m - centers))(mean)
+    return keras.Model(inputs, keras.layers.Softmax()(logits))
+
+
+def _stacked(triples):
+    triples = np.asarray(triples)
+    return np.broadcast_to((triples / 10.0)[:, None, None, :], (len(triples), 28, 28, 3)).astype(
+        "float32")
+
+
+def test_stacked_mnist_modes_hand_made():
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    triples = np.array([[1, 2, 3]] * 6 + [[0, 0, 0]] * 2)
+    metric.update_state(_stacked(triples))
+    result = {k: float(v) for k, v in metric.result().items()}
+    assert result["modes"] == 2
+    q = np.array([0.75, 0.25])
+    np.testing.assert_allclose(result["kl"], np.sum(q * np.log(q * 1000)), rtol=1e-5)
+    assert result["high_quality"] == 1.0
+    # Confident labels: IS = exp(entropy of the mode histogram).
+    np.testing.assert_allclose(result["inception_score"], np.exp(-np.sum(q * np.log(q))),
+                               rtol=1e-3)
+
+
+def test_stacked_mnist_all_modes_uniform():
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    triples = np.array([[i // 100, (i // 10) % 10, i % 10] for i in range(1000)])
+    metric.update_state(_stacked(triples))
+    result = metric.result()
+    assert float(result["modes"]) == 1000
+    np.testing.assert_allclose(float(result["kl"]), 0.0, atol=1e-4)
+
+
+def test_stacked_mnist_low_confidence():
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    uniform = keras.layers.Lambda(lambda t: tf.zeros([tf.shape(t)[0], 10]))(flat)
+    metric = StackedMNISTModes(keras.Model(inputs, keras.layers.Softmax()(uniform)), splits=1)
+    metric.update_state(np.zeros((4, 28, 28, 3), np.float32))
+    assert float(metric.result()["high_quality"]) == 0.0
+
+
+def test_stacked_mnist_wrong_channels():
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    with pytest.raises(ValueError, match="3"):
+        metric.update_state(np.zeros((2, 28, 28, 1), np.float32))

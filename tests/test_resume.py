@@ -1,0 +1,177 @@
+"""Resume after SIGKILL, and stop on a non-finite loss, in real processes.
+
+`tests/_train_worker.py` trains with `FaultTolerantBackup` and
+`enable_determinism`. A run is SIGKILLed by its own callback right after
+optimizer step 7 (epoch 2 of 3, 4 batches per epoch, checkpoint every 2
+batches, so the last checkpoint is mid-epoch after step 6), restarted with the
+same command line, and its final state (model weights, both optimizers, seed
+generator) must equal bit for bit that of an uninterrupted run.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from sig_keras.callbacks import fault_tolerance
+
+WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
+TIMEOUT_S = 240
+
+
+def _start(args, env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))
+    env.pop("TF_CONFIG", None)
+    return subprocess.Popen(
+        [sys.executable, WORKER, *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait(procs):
+    outputs = []
+    try:
+        for p in procs:
+            output, _ = p.communicate(timeout=TIMEOUT_S)
+            outputs.append(output)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return outputs
+
+
+def _checkpoint_position(path):
+    with h5py.File(path, "r") as f:
+        attrs = f[fault_tolerance._EXTRA_GROUP].attrs
+        return int(attrs["epoch"]), int(attrs["batches_done"])
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["gan_si", pytest.param("sig", marks=pytest.mark.large)],
+)
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(model, tmp_path):
+    common = ["--model", model, "--epochs", "3", "--batches", "4",
+              "--save-freq", "2", "--seed", "5"]
+    resumed_cmd = common + ["--backup-dir", str(tmp_path / "backup"),
+                            "--out", str(tmp_path / "resumed.npz")]
+    reference = _start(common + ["--backup-dir", str(tmp_path / "ref_backup"),
+                                 "--out", str(tmp_path / "reference.npz")])
+    killed = _start(resumed_cmd, {"SIG_TEST_KILL_AT_STEP": "7"})
+    ref_out, killed_out = _wait([reference, killed])
+    assert reference.returncode == 0, ref_out[-4000:]
+    assert killed.returncode == -signal.SIGKILL, killed_out[-4000:]
+    assert "KILLING at step 7" in killed_out
+    assert not os.path.exists(tmp_path / "resumed.npz")
+    checkpoint = tmp_path / "backup" / "latest.weights.h5"
+    # Mid-epoch: epoch index 1, 2 of its 4 batches done (step 6).
+    assert _checkpoint_position(checkpoint) == (1, 2)
+    assert not [f for f in os.listdir(tmp_path / "backup") if f.startswith(".tmp")]
+
+    resumed = _start(resumed_cmd)
+    (resumed_out,) = _wait([resumed])
+    assert resumed.returncode == 0, resumed_out[-4000:]
+    assert "KILLING" not in resumed_out
+    # The completed run deletes its checkpoint.
+    assert not os.path.exists(checkpoint)
+
+    ref = np.load(tmp_path / "reference.npz")
+    res = np.load(tmp_path / "resumed.npz")
+    assert ref.files == res.files
+    assert any(k.startswith("d_optimizer/") for k in ref.files) == (model == "gan_si")
+    for key in ref.files:
+        np.testing.assert_array_equal(ref[key], res[key], err_msg=key)
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path):
+    import keras
+
+    from tests import _train_worker
+
+    backup = tmp_path / "backup"
+    # 4 batches per epoch; a NaN data point in batch 6 = epoch 2, batch 2.
+    proc = _start(["--model", "sig", "--epochs", "3", "--batches", "4",
+                   "--nan-at-batch", "6", "--backup-dir", str(backup),
+                   "--out", str(tmp_path / "final.npz")])
+    (output,) = _wait([proc])
+    assert proc.returncode == 0, output[-4000:]
+    assert "Non-finite training value (loss=nan) at epoch 2, batch 2: stopping " \
+           "training" in output, output[-4000:]
+    assert "kept the last good checkpoint" in output
+    final = np.load(tmp_path / "final.npz")
+    assert not np.all(np.isfinite(final["model/1/generator_dense_0/kernel"]))
+
+    # The checkpoint of the end of epoch 1 survived and loads with finite weights.
+    checkpoint = backup / "latest.weights.h5"
+    assert _checkpoint_position(checkpoint) == (1, 0)
+    model = _train_worker.build_model("sig", seed=5)
+    model.build()
+    model.optimizer.build(model.trainable_variables)
+    before = [np.array(v.numpy()) for v in model.trainable_variables]
+    model.load_weights(str(checkpoint))
+    after = [np.array(v.numpy()) for v in model.trainable_variables]
+    assert all(np.all(np.isfinite(v)) for v in after)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+
+
+def test_non_finite_state_is_never_saved(tmp_path):
+    """In-process: a NaN weight blocks the save; the old file stays intact."""
+    from tests import _train_worker
+
+    model = _train_worker.build_model("sig", seed=1)
+    model.build()
+    model.optimizer.build(model.trainable_variables)
+    backup = fault_tolerance.FaultTolerantBackup(str(tmp_path), save_freq=1)
+    backup.set_model(model)
+    backup._save_model()
+    path = tmp_path / "latest.weights.h5"
+    good = path.read_bytes()
+    kernel = model.generator.trainable_variables[0]
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    backup._save_model()
+    assert backup.non_finite is not None and kernel.path in backup.non_finite
+    assert path.read_bytes() == good
+
+
+def test_backup_restores_seed_and_optimizers_under_mirrored(two_cpu_strategy, tmp_path):
+    """In-process, 2 replicas: a restored model continues like the original."""
+    import tensorflow as tf
+
+    from sig_keras import distribute
+    from tests import _train_worker
+
+    x = np.random.default_rng(0).uniform(-0.9, 0.9, (64, 2)).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(32, drop_remainder=True)
+
+    def make():
+        with two_cpu_strategy.scope():
+            model = _train_worker.build_model("gan_si", seed=2)
+            distribute.build_optimizers(model, two_cpu_strategy)
+        return model
+
+    backup = fault_tolerance.FaultTolerantBackup(
+        str(tmp_path), save_freq=1, delete_checkpoint=False
+    )
+    original = make()
+    original.fit(data, epochs=1, verbose=0, callbacks=[backup])
+    restored = make()
+    assert not np.array_equal(
+        original.seed_generator.state.numpy(), restored.seed_generator.state.numpy()
+    )
+    loader = fault_tolerance.FaultTolerantBackup(str(tmp_path))
+    loader.set_model(restored)
+    loader.on_train_begin()
+    assert restored._initial_epoch == 1
+    for a, b in zip(original.variables, restored.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for attr in ("optimizer", "d_optimizer"):
+        for a, b in zip(getattr(original, attr).variables,
+                        getattr(restored, attr).variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -1,0 +1,374 @@
+"""SIG: fit (eager, graph, jit, 2 replicas), save/load, export, logs, bad input."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sig_keras import layers
+from sig_keras.models import SIG
+from sig_keras.models import mlp_generator
+
+NOISE_DIM = 3
+
+
+def _toy_data(n=128, seed=0):
+    """Two tight clusters at (2, -1) and (-2, 1)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.0, -1.0], [-2.0, 1.0]], np.float32)
+    return (centres[rng.integers(0, 2, n)] + 0.2 * rng.normal(size=(n, 2))).astype(
+        np.float32
+    )
+
+
+def _model(conditional=None, output_dim=2, num_samples=16, seed=1, lr=1e-2, **compile_kw):
+    keras.utils.set_random_seed(0)
+    conditional = layers.NormalConditional(0.3) if conditional is None else conditional
+    generator = mlp_generator(NOISE_DIM, output_dim, hidden_units=(16,))
+    model = SIG(generator, conditional, noise_dim=NOISE_DIM, num_samples=num_samples,
+                seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kw)
+    return model
+
+
+def _weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+# === Training ===
+
+
+@pytest.mark.parametrize(
+    "run_eagerly, jit_compile",
+    [(True, False), (False, False), (False, True)],
+    ids=["eager", "graph", "jit"],
+)
+def test_fit_decreases_loss(run_eagerly, jit_compile):
+    model = _model(run_eagerly=run_eagerly, jit_compile=jit_compile)
+    data = _toy_data()
+    before = _weights(model)
+    history = model.fit(data, batch_size=32, epochs=6, verbose=0)
+    loss = history.history["loss"]
+    assert len(loss) == 6 and np.all(np.isfinite(loss))
+    assert loss[-1] < loss[0] - 1.0, loss
+    assert int(model.optimizer.iterations.numpy()) == 6 * 4
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(model)))
+
+
+def test_fit_on_dataset_and_trainable_scale_is_learned():
+    cond = layers.NormalConditional(1.0, trainable_scale=True)
+    model = _model(conditional=cond, lr=3e-2)
+    ds = tf.data.Dataset.from_tensor_slices(_toy_data()).batch(32, drop_remainder=True)
+    model.fit(ds.repeat(), steps_per_epoch=20, epochs=1, verbose=0)
+    # The scale is a trained weight: it moves from its initial value.
+    assert abs(float(cond.scale_value.numpy()) - 1.0) > 1e-2
+    assert any(w is cond._rho for w in model.trainable_weights)
+
+
+def test_count_conditional_fits():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(4.0, size=(64, 1)).astype(np.float32)
+    model = _model(conditional=layers.NegativeBinomialConditional(), output_dim=2)
+    history = model.fit(counts, batch_size=16, epochs=3, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_evaluate_reports_loss():
+    model = _model()
+    data = _toy_data(64)
+    result = model.evaluate(data, batch_size=32, verbose=0, return_dict=True)
+    assert np.isfinite(result["loss"])
+
+
+def test_mirrored_fit_matches_single_device(two_cpu_strategy):
+    """Same initial weights and seed: 2 replicas give the single-device
+    weights and logged loss (to 1e-5), step after step."""
+    data = _toy_data(64)
+    single = _model(num_samples=8)
+    initial = _weights(single)
+    h1 = single.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
+
+    with two_cpu_strategy.scope():
+        mirrored = _model(num_samples=8)
+    mirrored.set_weights(initial)
+    h2 = mirrored.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
+
+    assert int(mirrored.optimizer.iterations.numpy()) == 8
+    for a, b in zip(_weights(single), _weights(mirrored)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    moved = max(np.abs(a - b).max() for a, b in zip(_weights(single), initial))
+    assert moved > 1e-3  # the comparison is not between untouched weights
+    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
+
+
+def test_mirrored_fit_requires_divisible_num_samples(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = _model(num_samples=7)
+    before = _weights(model)
+    with pytest.raises(ValueError, match="divisible"):
+        model.fit(_toy_data(32), batch_size=16, epochs=1, verbose=0)
+    for a, b in zip(before, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tensorboard_callback_logs_loss(tmp_path):
+    model = _model()
+    history = model.fit(
+        _toy_data(64), batch_size=32, epochs=2, verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path), update_freq="epoch")],
+    )
+    files = glob.glob(os.path.join(str(tmp_path), "train", "events.out.tfevents.*"))
+    assert files
+    logged = {}
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "epoch_loss":
+                    logged[event.step] = float(tf.make_ndarray(value.tensor))
+    assert sorted(logged) == [0, 1]
+    np.testing.assert_allclose(
+        [logged[0], logged[1]], history.history["loss"], rtol=1e-6
+    )
+
+
+# === Sampling ===
+
+
+def test_sample_and_sample_mixing_shapes_and_seeds():
+    model = _model(conditional=layers.NegativeBinomialConditional(), output_dim=6)
+    assert model.sample_mixing(5).shape == (5, 6)
+    x = model.sample(7, seed=3).numpy()
+    assert x.shape == (7, 3)
+    assert np.all(x >= 0) and np.all(x == np.round(x))
+    np.testing.assert_array_equal(model.sample(7, seed=3).numpy(), x)
+    np.testing.assert_array_equal(
+        model.sample_mixing(4, seed=1).numpy(), model.sample_mixing(4, seed=1).numpy()
+    )
+    # seed=None advances the model's SeedGenerator.
+    assert not np.array_equal(model.sample_mixing(4).numpy(), model.sample_mixing(4).numpy())
+    with pytest.raises(ValueError, match="positive"):
+        model.sample(0)
+
+
+def test_normal_samples_are_psi_plus_scaled_noise():
+    model = _model(conditional=layers.NormalConditional(1e-3))
+    x = model.sample(200, seed=2).numpy()
+    psi = model.generator(model.draw_noise(200, seed=2)).numpy()
+    np.testing.assert_allclose(x, psi, atol=1e-2)
+    assert 0 < np.std(x - psi) < 2e-3
+
+
+# === Saving and export ===
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    model = _model(conditional=layers.NormalConditional(0.5, trainable_scale=True))
+    model.fit(_toy_data(64), batch_size=32, epochs=1, verbose=0)
+    path = str(tmp_path / "sig.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, SIG)
+    # json normalises tuples and lists (build configs come back as lists).
+    assert json.dumps(loaded.get_config(), sort_keys=True) == json.dumps(
+        model.get_config(), sort_keys=True
+    )
+    np.testing.assert_array_equal(
+        loaded.sample(16, seed=0).numpy(), model.sample(16, seed=0).numpy()
+    )
+    np.testing.assert_array_equal(
+        loaded.sample_mixing(16, seed=0).numpy(), model.sample_mixing(16, seed=0).numpy()
+    )
+    np.testing.assert_allclose(
+        loaded.conditional.scale_value.numpy(), model.conditional.scale_value.numpy()
+    )
+    # The loaded model comes back compiled with its optimizer state, and keeps
+    # training exactly as the original does.
+    assert loaded.compiled
+    assert int(loaded.optimizer.iterations.numpy()) == 2
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The noise stream's state is not in the saved weights (as for any Keras
+    # SeedGenerator): align it to compare the continued training.
+    loaded.seed_generator.state.assign(model.seed_generator.state)
+    h1 = model.fit(_toy_data(64), batch_size=32, epochs=1, shuffle=False, verbose=0)
+    h2 = loaded.fit(_toy_data(64), batch_size=32, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-6)
+    for a, b in zip(_weights(model), _weights(loaded)):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+_SERVE_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np
+    import tensorflow as tf
+    inputs = np.load(sys.argv[2])
+    loaded = tf.saved_model.load(sys.argv[1])
+    x = loaded.serve(tf.constant(inputs["noise"]), tf.constant(inputs["seed"]))
+    psi = loaded.generate(tf.constant(inputs["noise"]))
+    np.savez(sys.argv[3], x=x.numpy(), psi=psi.numpy(),
+             has_sig="sig_keras" in sys.modules)
+    """
+)
+
+
+def test_saved_model_export_loads_without_sig_keras(tmp_path):
+    model = _model(conditional=layers.PoissonConditional(), output_dim=2)
+    model.fit(np.ones((32, 2), np.float32), batch_size=16, epochs=1, verbose=0)
+    export_dir = str(tmp_path / "exported")
+    model.export(export_dir, verbose=False)
+
+    noise = np.random.default_rng(0).normal(size=(9, NOISE_DIM)).astype(np.float32)
+    seed = np.array([4, 5], np.int32)
+    np.savez(tmp_path / "in.npz", noise=noise, seed=seed)
+    script = tmp_path / "serve.py"
+    script.write_text(_SERVE_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), export_dir, str(tmp_path / "in.npz"),
+         str(tmp_path / "out.npz")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    assert not bool(out["has_sig"])
+
+    psi = model.generator(noise, training=False).numpy()
+    np.testing.assert_allclose(out["psi"], psi, rtol=1e-6, atol=1e-6)
+    x = model._samples_from_noise(tf.constant(noise), tf.constant(seed)).numpy()
+    assert out["x"].shape == (9, 2)
+    np.testing.assert_array_equal(out["x"], x)
+
+
+def test_export_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        _model().export(str(tmp_path / "m"), format="onnx")
+
+
+# === Bad input: ValueError before training ===
+
+
+def _as(data, form):
+    if form == "numpy":
+        return data
+    return tf.data.Dataset.from_tensor_slices(data).batch(4)
+
+
+def _assert_fit_rejects(model, data, match):
+    before = _weights(model)
+    with pytest.raises(ValueError, match=match):
+        model.fit(data, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    for a, b in zip(before, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+FORMS = ["numpy", "dataset"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_shape_mismatch(form):
+    _assert_fit_rejects(_model(), _as(np.zeros((8, 3), np.float32), form), "shape")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_shape_mismatch_for_negative_binomial(form):
+    # NB needs twice the data width from the generator: 2 outputs fit 1-d data.
+    model = _model(conditional=layers.NegativeBinomialConditional(), output_dim=2)
+    _assert_fit_rejects(model, _as(np.zeros((8, 2), np.float32), form), "shape")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_without_data_axis(form):
+    _assert_fit_rejects(_model(), _as(np.zeros((8,), np.float32), form), "axis|shape")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_nan(form):
+    data = _toy_data(8)
+    data[0, 1] = np.nan
+    _assert_fit_rejects(_model(), _as(data, form), "NaN")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_inf(form):
+    data = _toy_data(8)
+    data[2, 0] = -np.inf
+    _assert_fit_rejects(_model(), _as(data, form), "inf")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_negative_counts_poisson(form):
+    data = np.array([[1.0], [0.0], [-2.0], [3.0]] * 2, np.float32)
+    model = _model(conditional=layers.PoissonConditional(), output_dim=1)
+    _assert_fit_rejects(model, _as(data, form), "negative")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_non_integer_counts_nb(form):
+    data = np.array([[1.0], [0.5], [2.0], [3.0]] * 2, np.float32)
+    model = _model(conditional=layers.NegativeBinomialConditional(), output_dim=2)
+    _assert_fit_rejects(model, _as(data, form), "non-integer")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_input_bernoulli_outside_01(form):
+    data = np.array([[0.0, 1.0], [1.0, 2.0]] * 4, np.float32)
+    model = _model(conditional=layers.BernoulliConditional())
+    _assert_fit_rejects(model, _as(data, form), r"outside \{0, 1\}")
+
+
+def test_bad_input_dataset_of_dicts():
+    ds = tf.data.Dataset.from_tensor_slices({"x": np.zeros((8, 2), np.float32)}).batch(4)
+    _assert_fit_rejects(_model(), ds, "dict")
+
+
+def test_bad_input_empty_dataset():
+    ds = tf.data.Dataset.from_tensor_slices(np.zeros((0, 2), np.float32)).batch(4)
+    _assert_fit_rejects(_model(), ds, "empty")
+
+
+def test_bad_option_unknown_conditional():
+    with pytest.raises(ValueError, match="Unknown conditional.*valid names"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "laplace", noise_dim=NOISE_DIM)
+
+
+@pytest.mark.parametrize("num_samples", [0, -3])
+def test_bad_option_num_samples(num_samples):
+    with pytest.raises(ValueError, match="num_samples"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM,
+            num_samples=num_samples)
+
+
+def test_bad_option_noise_dim_mismatch():
+    with pytest.raises(ValueError, match="noise dimension"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM + 1)
+    with pytest.raises(ValueError, match="noise dimension"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=0)
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.1, float("nan")])
+def test_bad_option_scale(scale):
+    with pytest.raises(ValueError, match="scale"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), layers.NormalConditional(scale),
+            noise_dim=NOISE_DIM)
+
+
+def test_bad_option_loss_in_compile():
+    model = SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM)
+    with pytest.raises(ValueError, match="loss"):
+        model.compile(optimizer="adam", loss="mse")
+
+
+def test_bad_option_generator_type():
+    with pytest.raises(ValueError, match="generator"):
+        SIG("not a model", "normal", noise_dim=NOISE_DIM)
