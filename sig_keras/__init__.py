@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from sig_keras import callbacks
 from sig_keras import datasets
+from sig_keras import distribute
 from sig_keras import layers
 from sig_keras import losses
 from sig_keras import metrics

@@ -62,7 +62,7 @@ def _compile(model, run_eagerly=False, jit_compile=False, lr=1e-3):
         )
     else:
         model.compile(
-            optimizer=keras.optimizers.Adam(lr),
+            g_optimizer=keras.optimizers.Adam(lr),
             d_optimizer=keras.optimizers.Adam(lr),
             run_eagerly=run_eagerly,
             jit_compile=jit_compile,
@@ -143,7 +143,7 @@ def test_unrolling_zero_equals_plain_gan_update(run_eagerly):
     )
     unrolled = UnrolledGAN(_clone(gen), _clone(disc), LATENT, unrolling_steps=0, seed=5)
     unrolled.compile(
-        optimizer=keras.optimizers.Adam(1e-2),
+        g_optimizer=keras.optimizers.Adam(1e-2),
         d_optimizer=keras.optimizers.Adam(1e-2),
         run_eagerly=run_eagerly,
     )
@@ -276,8 +276,8 @@ def test_bad_compile_and_data_raise(kind):
     if kind != "vae":
         opt = keras.optimizers.Adam()
         with pytest.raises(ValueError, match="different"):
-            model.compile(optimizer=opt, d_optimizer=opt)
-        with pytest.raises(ValueError, match="not both"):
+            model.compile(g_optimizer=opt, d_optimizer=opt)
+        with pytest.raises(ValueError, match="not `optimizer=`"):
             model.compile(optimizer="adam", g_optimizer="adam")
     _compile(model)
     with pytest.raises(ValueError, match="shape"):

@@ -63,8 +63,8 @@ def _finish(procs):
     "model",
     [
         "sig",
-        # Needs `GAN.train_step` to return `self.metric_logs()` (rank-1
-        # results under multi-worker); marked large to keep the default run short.
+        # Same mechanism as SIG plus a second optimizer; three processes of
+        # a GAN take longer, so large to keep the default run short.
         pytest.param("gan_si", marks=pytest.mark.large),
     ],
 )

@@ -18,6 +18,7 @@ message naming the value, epoch and batch.
 """
 
 import os
+import shutil
 import sys
 
 import h5py
@@ -280,8 +281,6 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
             )
             return
         if self.delete_checkpoint and os.path.exists(self._dir):
-            import shutil
-
             shutil.rmtree(self._dir)
             if self._dir != self.backup_dir and os.path.isdir(self.backup_dir):
                 try:

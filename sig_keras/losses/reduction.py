@@ -37,16 +37,30 @@ def replica_id():
 def replica_mean(per_example):
     """This replica's share of the global mean of `per_example` (float32).
 
-    `sum(per_example) / N_global`, with `N_global` the all-reduced count of
-    examples, so uneven last batches are weighted correctly.
+    `sum(per_example) / N_global`. With a static shape (batches with
+    `drop_remainder=True`) every replica holds the same number of examples and
+    `N_global = R * n` costs no communication; with a dynamic shape the count
+    is all-reduced, so uneven last batches are weighted correctly.
     """
     per_example = tf.cast(per_example, tf.float32)
     total = tf.reduce_sum(per_example)
+    if per_example.shape.is_fully_defined():
+        count = float(per_example.shape.num_elements() * num_replicas())
+        return total / count if count else tf.zeros_like(total)
     count = tf.cast(tf.size(per_example), tf.float32)
+    return tf.math.divide_no_nan(total, all_reduce_sum(count))
+
+
+def all_reduce_sum(tensors):
+    """Sum of `tensors` (a tensor or a nest of tensors) over all replicas.
+
+    Identity outside a strategy or with one replica. Differentiable: the
+    gradient with respect to each replica's input is the all-reduced gradient.
+    """
     ctx = _replica_context()
-    if ctx is not None:
-        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
-    return tf.math.divide_no_nan(total, count)
+    if ctx is None:
+        return tensors
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
 
 
 def gather_across_replicas(t):

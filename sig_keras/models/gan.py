@@ -92,7 +92,7 @@ class GAN(AdversarialModel):
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        noise = self._noise_like(x)
+        noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
             psi = self.generator(noise, training=True)
         fake = tf.stop_gradient(psi)
@@ -114,19 +114,19 @@ class GAN(AdversarialModel):
         )
         self.d_loss_tracker.update_state(reduction.report_value(d_loss))
         self._track_generator(adv, sig, lam)
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        psi = self.generator(self._noise_like(x), training=False)
+        psi = self.generator(self.draw_noise_like(x), training=False)
         real_logits = self.discriminator(x, training=False)
         fake_logits = self.discriminator(psi, training=False)
         d_loss = reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
         adv = reduction.replica_mean(non_saturating_generator_loss(fake_logits))
         self.d_loss_tracker.update_state(reduction.report_value(d_loss))
         self.g_loss_tracker.update_state(reduction.report_value(adv))
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     # === Config ===
 

@@ -1,8 +1,8 @@
 """Shared plumbing of the adversarial models (`GAN`, `WGANGP`) and GAN-SI.
 
 Each model keeps its training rule in its own `train_step`; this module holds
-what they share: the two optimizers (compile, build, save), data validation
-for images, noise for the global batch, and the GAN-SI generator update.
+what they share beyond the two optimizers (`TwoOptimizerModel`): data
+validation for images and the GAN-SI generator update.
 
 GAN-SI generator update (Yin & Zhou, Algorithm 1): with `psi_k = G(eps_k)` the
 *same* generated batch that the discriminator was just trained on,
@@ -36,7 +36,7 @@ import tensorflow as tf
 from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.losses import reduction
 from sig_keras.losses.semi_implicit import semi_implicit_loss
-from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
 # Scale of the default Normal conditional `p(x | psi) = N(psi, s^2 I)` for
 # images in [-1, 1] (the paper gives no value). 0.1 is the paper's toy value:
@@ -81,23 +81,16 @@ def _check_data_range(data_range):
 
 def _global_sq_norm(t):
     """Squared L2 norm of `t` summed over all replicas."""
-    sq = tf.reduce_sum(tf.square(tf.cast(t, tf.float32)))
-    if reduction.num_replicas() > 1:
-        sq = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, sq
-        )
-    return sq
+    return reduction.all_reduce_sum(tf.reduce_sum(tf.square(tf.cast(t, tf.float32))))
 
 
-class AdversarialModel(GenerativeModel):
+class AdversarialModel(TwoOptimizerModel):
     """Base of `GAN` and `WGANGP`: generator, discriminator, optional SIG term.
 
     Subclasses implement `train_step` and the defaults of their optimizers.
     """
 
-    # Names of the optional auto-weight settings, for error messages.
-    _default_d_optimizer = None
-    _default_g_optimizer = None
+    _objective = "its own adversarial loss"
 
     def __init__(self, generator, discriminator, latent_dim, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), auto_sig_scale=1.0,
@@ -153,109 +146,10 @@ class AdversarialModel(GenerativeModel):
             trackers += [self.sig_loss_tracker, self.sig_weight_tracker]
         return trackers
 
-    # === Compile ===
-
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Configures the two optimizers.
-
-        Args:
-            d_optimizer: discriminator (critic) optimizer or its name.
-            g_optimizer: generator optimizer or its name; it becomes
-                `model.optimizer` (its `iterations` count generator steps, which
-                TensorBoard and BackupAndRestore use).
-            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`,
-                `jit_compile`, `steps_per_execution`). No `loss`/`optimizer`.
-        """
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                f"{type(self).__name__} trains with its own adversarial loss; do "
-                "not pass `loss` to `compile`."
-            )
-        if kwargs.get("optimizer") is not None:
-            raise ValueError(
-                "Pass `g_optimizer=` and `d_optimizer=`, not `optimizer=`."
-            )
-        kwargs.pop("optimizer", None)
-        if d_optimizer is None:
-            d_optimizer = self._default_d_optimizer()
-        if g_optimizer is None:
-            g_optimizer = self._default_g_optimizer()
-        g_optimizer = keras.optimizers.get(g_optimizer)
-        d_optimizer = keras.optimizers.get(d_optimizer)
-        if g_optimizer is d_optimizer:
-            raise ValueError("`d_optimizer` and `g_optimizer` must be different objects.")
-        super().compile(optimizer=g_optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        config = dict(super().get_compile_config())
-        config.pop("optimizer", None)
-        config.pop("loss", None)
-        config["g_optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
-        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
-        return config
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
-        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
-        kwargs = {
-            k: config[k]
-            for k in ("run_eagerly", "jit_compile", "steps_per_execution")
-            if k in config
-        }
-        self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **kwargs)
-        # Build the optimizers now, so that their saved state can be loaded.
-        self.build_optimizers()
+    # === Build ===
 
     def _generator_variables(self):
         return self.generator.trainable_variables + self.conditional.trainable_variables
-
-    def optimizer_variables(self):
-        """`{optimizer attribute: variables it updates}` (for
-        `sig_keras.distribute.build_optimizers`)."""
-        return {
-            "optimizer": self._generator_variables(),
-            "d_optimizer": self.discriminator.trainable_variables,
-        }
-
-    def build(self, input_shape=None):
-        super().build(input_shape)
-        if not self.discriminator.built:
-            self.discriminator(tf.zeros((1,) + self._output_shape()))
-        self.built = True
-
-    def build_optimizers(self):
-        """Builds the model and both optimizers in the model's strategy scope."""
-        if self.d_optimizer is None:
-            raise ValueError("Call `compile()` before training.")
-        with self.distribute_strategy.scope():
-            if not self.built:
-                self.build()
-            if not self.optimizer.built:
-                self.optimizer.build(self._generator_variables())
-            if not self.d_optimizer.built:
-                self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def fit(self, x=None, y=None, **kwargs):
-        self.build_optimizers()
-        return super().fit(x, y, **kwargs)
-
-    # === Noise ===
-
-    def _noise_like(self, x):
-        """This replica's slice of noise for the global batch of `x`.
-
-        The generated batch has the size of the data batch. Every replica draws
-        the global noise from the mirrored `SeedGenerator` and keeps its slice.
-        """
-        local_n = x.shape[0]
-        if local_n is not None:
-            return self.draw_replica_noise(int(local_n) * reduction.num_replicas())
-        global_n = tf.shape(x)[0] * reduction.num_replicas()
-        return reduction.local_slice(self.draw_noise(global_n))
 
     # === GAN-SI generator update ===
 
@@ -353,11 +247,3 @@ class AdversarialModel(GenerativeModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator", "critic", "conditional"):
-            if key in config:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

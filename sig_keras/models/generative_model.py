@@ -1,9 +1,11 @@
 """Shared plumbing of the package's generative models.
 
 Everything here is about the model's *surface*, not its training rule (each
-model's rule is its own `train_step`): noise drawing with a `SeedGenerator`,
-`sample`, validation of the data handed to `fit`, and SavedModel export of a
-noise-to-samples serving function.
+model's rule is its own `train_step`): compiling with one optimizer (and
+restoring it from a `.keras` file), noise drawing with a `SeedGenerator`,
+`sample`, validation of the data handed to `fit`, sub-model (de)serialisation
+and SavedModel export of a noise-to-samples serving function. Models with a
+second (discriminator) optimizer build on `TwoOptimizerModel`.
 """
 
 import keras
@@ -46,6 +48,38 @@ class GenerativeModel(keras.Model):
     in `__init__`, implement `train_step`, and override `_samples_from_noise`
     and `check_data` where their data model needs it.
     """
+
+    # What the model trains with, for the error raised on `compile(loss=...)`.
+    _objective = "its own objective"
+
+    # Config keys holding serialised sub-models or layers; `from_config`
+    # deserialises those present.
+    _nested_config_keys = (
+        "generator", "discriminator", "critic", "encoder", "decoder", "conditional",
+    )
+
+    # === Compile ===
+
+    def _reject_loss(self, kwargs):
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                f"{type(self).__name__} trains with {self._objective}; do not "
+                "pass `loss` to `compile`."
+            )
+
+    def compile(self, optimizer="adam", **kwargs):
+        """`keras.Model.compile` without `loss` (the model has its own)."""
+        self._reject_loss(kwargs)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile()` when loading a `.keras` file: compile
+        # here and build the optimizer so its saved state is restored.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.trainable_variables)
 
     # === Logs ===
 
@@ -111,6 +145,20 @@ class GenerativeModel(keras.Model):
                 f"divisible by the number of replicas ({replicas})."
             )
         return reduction.local_slice(self.draw_noise(n))
+
+    def draw_noise_like(self, x):
+        """This replica's slice of noise for the global batch of `x`.
+
+        One noise vector per data point: the global batch has
+        `x.shape[0] * num_replicas` rows. Every replica draws the global noise
+        from the mirrored `SeedGenerator` and keeps its slice (see
+        `draw_replica_noise`); a dynamic batch size is read with `tf.shape`.
+        """
+        local_n = x.shape[0]
+        if local_n is not None:
+            return self.draw_replica_noise(int(local_n) * reduction.num_replicas())
+        global_n = tf.shape(x)[0] * reduction.num_replicas()
+        return reduction.local_slice(self.draw_noise(global_n))
 
     def _conditional_seed(self, seed):
         if seed is None:
@@ -192,6 +240,16 @@ class GenerativeModel(keras.Model):
         if not self.built:
             self.build()
         return super().fit(x, y, **kwargs)
+
+    # === Config ===
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls._nested_config_keys:
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
 
     # === Export ===
 

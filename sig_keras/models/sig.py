@@ -43,6 +43,8 @@ class SIG(GenerativeModel):
     >>> x = model.sample(1000, seed=0)
     """
 
+    _objective = "the semi-implicit loss"
+
     def __init__(
         self,
         generator,
@@ -69,23 +71,6 @@ class SIG(GenerativeModel):
     @property
     def metrics(self):
         return [self.loss_tracker]
-
-    def compile(self, optimizer="adam", **kwargs):
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "SIG trains with the semi-implicit loss; do not pass `loss` to "
-                "`compile`."
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips a custom `compile()` when loading a `.keras` file: compile
-        # here and build the optimizer so its saved state is restored.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if not self.built:
-            self.build()
-        self.optimizer.build(self.trainable_variables)
 
     # === Training ===
 
@@ -147,12 +132,3 @@ class SIG(GenerativeModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["conditional"] = keras.saving.deserialize_keras_object(
-            config["conditional"]
-        )
-        return cls(**config)

@@ -7,17 +7,9 @@ from sig_keras.losses import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import minimax_generator_loss
 from sig_keras.losses.adversarial import non_saturating_generator_loss
-from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
 _GENERATOR_LOSSES = ("non_saturating", "minimax")
-
-
-def _sum_across_replicas(tensors):
-    """All-reduce SUM over replicas (identity outside a strategy); differentiable."""
-    if reduction.num_replicas() == 1:
-        return tensors
-    ctx = tf.distribute.get_replica_context()
-    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
 
 
 def _generator_per_example(fake_logits, kind):
@@ -27,7 +19,7 @@ def _generator_per_example(fake_logits, kind):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
-class UnrolledGAN(GenerativeModel):
+class UnrolledGAN(TwoOptimizerModel):
     """GAN whose generator is trained against a k-step unrolled discriminator.
 
     Each training step (batch `x`, noise `z` drawn from the model's
@@ -75,11 +67,14 @@ class UnrolledGAN(GenerativeModel):
     >>> gen = sig_keras.models.mlp_generator(noise_dim=2, output_dim=2)
     >>> disc = sig_keras.models.mlp_discriminator(2)
     >>> model = UnrolledGAN(gen, disc, latent_dim=2, unrolling_steps=5)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3),
     ...               d_optimizer=keras.optimizers.Adam(1e-4))
     >>> model.fit(dataset, steps_per_epoch=100)
     >>> x = model.sample(1000, seed=0)
     """
+
+    # Compile-config key of the generator optimizer (stable for saved files).
+    _g_optimizer_config_key = "optimizer"
 
     def __init__(
         self,
@@ -134,92 +129,7 @@ class UnrolledGAN(GenerativeModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
-    # === Compile ===
-
-    def compile(self, optimizer=None, d_optimizer="adam", g_optimizer=None, **kwargs):
-        """Configures the two optimizers.
-
-        Args:
-            optimizer: optimizer of the generator (or its name); it becomes
-                `model.optimizer`. Defaults to "adam".
-            d_optimizer: discriminator optimizer or its name. Defaults to "adam".
-            g_optimizer: alias of `optimizer` (the `sig_keras.models.GAN`
-                spelling); give one of the two.
-            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`,
-                `jit_compile`, ...). No `loss`.
-        """
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "UnrolledGAN trains with its own objective; do not pass `loss` to "
-                "`compile`."
-            )
-        if optimizer is not None and g_optimizer is not None:
-            raise ValueError("Pass `optimizer=` or its alias `g_optimizer=`, not both.")
-        if optimizer is None:
-            optimizer = "adam" if g_optimizer is None else g_optimizer
-        optimizer = keras.optimizers.get(optimizer)
-        d_optimizer = keras.optimizers.get(d_optimizer)
-        if d_optimizer is optimizer:
-            raise ValueError(
-                "The generator and discriminator optimizers must be two different "
-                "instances (each keeps its own slots)."
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
-        self.build_optimizers()
-
-    def build_optimizers(self):
-        """Builds the networks and both optimizers in the model's strategy scope.
-
-        Called by `compile` and `fit`: an optimizer kept as an attribute must be
-        built before `fit` under a distribution strategy (PITFALLS.md).
-        """
-        with self.distribute_strategy.scope():
-            if not self.built:
-                self.build()
-            if not self.discriminator.built:
-                self.discriminator(self.generator(tf.zeros((1, self.noise_dim))))
-            if not self.optimizer.built:
-                self.optimizer.build(self.generator.trainable_variables)
-            if not self.d_optimizer.built:
-                self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def fit(self, x=None, y=None, **kwargs):
-        if getattr(self, "d_optimizer", None) is None:
-            raise ValueError("Call `compile()` before `fit()`.")
-        self.build_optimizers()
-        return super().fit(x, y, **kwargs)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        config = dict(super().get_compile_config())
-        config.pop("loss", None)
-        config["optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
-        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
-        return config
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
-        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
-        kwargs = {
-            k: config[k]
-            for k in ("run_eagerly", "jit_compile", "steps_per_execution")
-            if k in config
-        }
-        # `compile` builds both optimizers, so their saved state can be loaded.
-        self.compile(optimizer=optimizer, d_optimizer=d_optimizer, **kwargs)
-
     # === Training ===
-
-    def _replica_noise_like(self, x):
-        """This replica's slice of global `N(0, I)` noise, one row per row of `x`."""
-        n = x.shape[0]
-        if n is not None:
-            return self.draw_replica_noise(int(n) * reduction.num_replicas())
-        n = tf.shape(x)[0] * reduction.num_replicas()
-        return reduction.local_slice(self.draw_noise(n))
 
     def _d_loss(self, real_logits, fake_logits):
         return reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
@@ -240,7 +150,7 @@ class UnrolledGAN(GenerativeModel):
                 loss = self._d_loss(real_logits, fake_logits)
             grads = tape.gradient(loss, params)
             grads = [tf.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
-            grads = _sum_across_replicas(grads)
+            grads = reduction.all_reduce_sum(grads)
             params = [p - self.unrolling_lr * g for p, g in zip(params, grads)]
         return params, fixed
 
@@ -262,7 +172,7 @@ class UnrolledGAN(GenerativeModel):
         x = tf.cast(x, tf.float32)
         d_vars = self.discriminator.trainable_weights
         g_vars = self.generator.trainable_weights
-        noise = self._replica_noise_like(x)
+        noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
 
@@ -289,7 +199,7 @@ class UnrolledGAN(GenerativeModel):
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        fake = self.generator(self._replica_noise_like(x), training=False)
+        fake = self.generator(self.draw_noise_like(x), training=False)
         fake_logits = self.discriminator(fake, training=False)
         d_loss = self._d_loss(self.discriminator(x, training=False), fake_logits)
         g_loss = reduction.replica_mean(
@@ -328,10 +238,3 @@ class UnrolledGAN(GenerativeModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -53,6 +53,8 @@ class VAE(GenerativeModel):
     >>> x = model.sample(1000, seed=0)
     """
 
+    _objective = "the negative ELBO"
+
     def __init__(
         self,
         encoder,
@@ -100,29 +102,7 @@ class VAE(GenerativeModel):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
-    def compile(self, optimizer="adam", **kwargs):
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "VAE trains with the negative ELBO; do not pass `loss` to `compile`."
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if not self.built:
-            self.build()
-        self.optimizer.build(self.trainable_variables)
-
     # === Training ===
-
-    def _replica_noise_like(self, x):
-        """This replica's slice of global `N(0, I)` noise, one row per row of `x`."""
-        n = x.shape[0]
-        if n is not None:
-            return self.draw_replica_noise(int(n) * reduction.num_replicas())
-        n = tf.shape(x)[0] * reduction.num_replicas()
-        return reduction.local_slice(self.draw_noise(n))
 
     def encode(self, x, training=False):
         """`(mu, sigma)` of `q(z | x)`, each `[n, latent_dim]`."""
@@ -134,7 +114,7 @@ class VAE(GenerativeModel):
         """Per-example reconstruction `-log p(x | psi)` and KL terms, `[n]` each."""
         x = tf.cast(x, tf.float32)
         mu, sigma = self.encode(x, training=training)
-        eps = self._replica_noise_like(x)
+        eps = self.draw_noise_like(x)
         z = mu + sigma * eps
         psi = self.decoder(z, training=training)
         reconstruction = -self.conditional.distribution(psi).log_prob(x)
@@ -210,10 +190,3 @@ class VAE(GenerativeModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "conditional"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

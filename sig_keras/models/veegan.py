@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.losses import reduction
-from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
 
 def _flat(t):
@@ -18,7 +18,7 @@ def _logits(t):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
-class VEEGAN(GenerativeModel):
+class VEEGAN(TwoOptimizerModel):
     """VEEGAN: generator `G`, reconstructor `F: x -> z`, joint discriminator `D(x, z)`.
 
     Implemented objective (Algorithm 1 of the paper, one noise draw per data
@@ -56,11 +56,14 @@ class VEEGAN(GenerativeModel):
     >>> disc = sig_keras.models.mlp_discriminator(2 + 2)
     >>> enc = sig_keras.models.mlp_encoder(2, 2)
     >>> model = VEEGAN(gen, disc, enc, latent_dim=2)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3),
     ...               d_optimizer=keras.optimizers.Adam(1e-3))
     >>> model.fit(dataset, steps_per_epoch=100)
     >>> x = model.sample(1000, seed=0)
     """
+
+    # Compile-config key of the generator optimizer (stable for saved files).
+    _g_optimizer_config_key = "optimizer"
 
     def __init__(
         self,
@@ -131,102 +134,24 @@ class VEEGAN(GenerativeModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.reconstruction_tracker]
 
-    # === Compile ===
+    # === Build ===
 
-    def compile(self, optimizer=None, d_optimizer="adam", g_optimizer=None, **kwargs):
-        """Configures the two optimizers.
-
-        Args:
-            optimizer: optimizer of generator and reconstructor (or its name); it becomes
-                `model.optimizer`. Defaults to "adam".
-            d_optimizer: discriminator optimizer or its name. Defaults to "adam".
-            g_optimizer: alias of `optimizer` (the `sig_keras.models.GAN`
-                spelling); give one of the two.
-            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`,
-                `jit_compile`, ...). No `loss`.
-        """
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "VEEGAN trains with its own objective; do not pass `loss` to "
-                "`compile`."
-            )
-        if optimizer is not None and g_optimizer is not None:
-            raise ValueError("Pass `optimizer=` or its alias `g_optimizer=`, not both.")
-        if optimizer is None:
-            optimizer = "adam" if g_optimizer is None else g_optimizer
-        optimizer = keras.optimizers.get(optimizer)
-        d_optimizer = keras.optimizers.get(d_optimizer)
-        if d_optimizer is optimizer:
-            raise ValueError(
-                "The generator and discriminator optimizers must be two different "
-                "instances (each keeps its own slots)."
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
-        self.build_optimizers()
-
-    def build_optimizers(self):
-        """Builds the networks and both optimizers in the model's strategy scope.
-
-        Called by `compile` and `fit`: an optimizer kept as an attribute must be
-        built before `fit` under a distribution strategy (PITFALLS.md).
-        """
-        with self.distribute_strategy.scope():
-            if not self.built:
-                self.build()
-            if not self.encoder.built or not self.discriminator.built:
-                x = self.generator(tf.zeros((1, self.noise_dim)))
-                z = self.encoder(x)
-                self.discriminator(tf.concat([_flat(x), _flat(z)], axis=-1))
-            if not self.optimizer.built:
-                self.optimizer.build(self._g_variables())
-            if not self.d_optimizer.built:
-                self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def fit(self, x=None, y=None, **kwargs):
-        if getattr(self, "d_optimizer", None) is None:
-            raise ValueError("Call `compile()` before `fit()`.")
-        self.build_optimizers()
-        return super().fit(x, y, **kwargs)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        config = dict(super().get_compile_config())
-        config.pop("loss", None)
-        config["optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
-        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
-        return config
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
-        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
-        kwargs = {
-            k: config[k]
-            for k in ("run_eagerly", "jit_compile", "steps_per_execution")
-            if k in config
-        }
-        # `compile` builds both optimizers, so their saved state can be loaded.
-        self.compile(optimizer=optimizer, d_optimizer=d_optimizer, **kwargs)
-
-    # === Training ===
-
-    def _g_variables(self):
+    def _generator_variables(self):
+        """Generator and reconstructor: what `model.optimizer` updates."""
         return self.generator.trainable_weights + self.encoder.trainable_weights
 
-    def _replica_noise_like(self, x):
-        """This replica's slice of global `N(0, I)` noise, one row per row of `x`."""
-        n = x.shape[0]
-        if n is not None:
-            return self.draw_replica_noise(int(n) * reduction.num_replicas())
-        n = tf.shape(x)[0] * reduction.num_replicas()
-        return reduction.local_slice(self.draw_noise(n))
+    def _build_networks(self):
+        if not self.encoder.built or not self.discriminator.built:
+            x = self.generator(tf.zeros((1, self.noise_dim)))
+            z = self.encoder(x)
+            self.discriminator(tf.concat([_flat(x), _flat(z)], axis=-1))
+
+    # === Training ===
 
     def _compute_losses(self, x, training):
         """Replica shares of the discriminator loss, `G`/`F` loss and reconstruction."""
         x = tf.cast(x, tf.float32)
-        z = self._replica_noise_like(x)
+        z = self.draw_noise_like(x)
         fake = self.generator(z, training=training)
         z_hat = self.encoder(x, training=training)
         real_logits = _logits(
@@ -255,7 +180,7 @@ class VEEGAN(GenerativeModel):
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         d_vars = self.discriminator.trainable_weights
-        g_vars = self._g_variables()
+        g_vars = self._generator_variables()
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             d_loss, g_loss, rec_loss = self._compute_losses(x, training=True)
         d_grads = d_tape.gradient(d_loss, d_vars)
@@ -304,10 +229,3 @@ class VEEGAN(GenerativeModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator", "encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

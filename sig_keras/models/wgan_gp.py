@@ -108,7 +108,7 @@ class WGANGP(AdversarialModel):
         x = tf.cast(x, tf.float32)
         c_vars = self.critic.trainable_variables
         for step in range(self.critic_steps):
-            noise = self._noise_like(x)
+            noise = self.draw_noise_like(x)
             if step == self.critic_steps - 1:
                 # The last generated batch also feeds the generator update.
                 with tf.GradientTape() as g_tape:
@@ -138,12 +138,12 @@ class WGANGP(AdversarialModel):
             x, g_tape, psi, self._generator_adversarial_loss
         )
         self._track_generator(adv, sig, lam)
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        psi = self.generator(self._noise_like(x), training=False)
+        psi = self.generator(self.draw_noise_like(x), training=False)
         real_scores = self.critic(x, training=False)
         fake_scores = self.critic(psi, training=False)
         d_loss = reduction.replica_mean(
@@ -152,7 +152,7 @@ class WGANGP(AdversarialModel):
         adv = reduction.replica_mean(wasserstein_generator_loss(fake_scores))
         self.d_loss_tracker.update_state(reduction.report_value(d_loss))
         self.g_loss_tracker.update_state(reduction.report_value(adv))
-        return {m.name: m.result() for m in self.metrics}
+        return self.metric_logs()
 
     # === Config ===
 

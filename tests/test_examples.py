@@ -1,0 +1,276 @@
+"""End-to-end runs of the example scripts, offline and small.
+
+Scripts with a `main(argv)` are imported and run in this process (starting
+TensorFlow in a subprocess costs 5-10 s); the image examples read
+`tfds.testing.mock_data` and score with tiny classifiers built here.
+"""
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+MOG_MODELS = ["gan", "vae", "veegan", "unrolled_gan", "sig"]
+
+
+def _example(name):
+    """Imports examples/<name>.py as a fresh module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}",
+                                                  os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return os.path.getsize(path) > 1000 and f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _save_classifier(path, input_shape):
+    """A tiny untrained softmax classifier, saved like a real one."""
+    inputs = keras.Input(input_shape)
+    h = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Dense(16, "relu")(h))
+    keras.Model(inputs, outputs).save(path)
+    return str(path)
+
+
+# === Mixture of Gaussians (Table 1, Figure 2) ===
+
+
+def _check_table1(out_dir, names):
+    rows = _read_csv(os.path.join(out_dir, "table1.csv"))
+    assert [r["model"] for r in rows] == names
+    for r in rows:
+        assert 0 <= float(r["modes"]) <= 25
+        assert 0 <= float(r["high_quality"]) <= 1
+        assert np.isfinite(float(r["kl"])) and float(r["wall_s"]) > 0
+    with open(os.path.join(out_dir, "table1.md")) as f:
+        table = f.read()
+    for name in names:
+        assert f"| {name} |" in table
+    assert "2000 samples" in table
+    assert _is_png(os.path.join(out_dir, "figure2.png"))
+    return rows
+
+
+@pytest.mark.parametrize("extra", [
+    # Small SIG/VAE batch and no XLA: the same code paths, in ~20 s.
+    ["--no-jit", "--batch-size", "64", "--num-samples", "64"],
+    pytest.param([], marks=pytest.mark.large),  # the command as documented (~80 s)
+])
+def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
+    out = str(tmp_path / "mog")
+    mog = _example("mixture_of_gaussians")
+    summary = mog.main(["--fast", "--models", ",".join(MOG_MODELS), "--steps", "20",
+                        "--eval-samples", "2000", "--output-dir", out] + extra)
+    assert list(summary) == MOG_MODELS
+    _check_table1(out, MOG_MODELS)
+    printed = capsys.readouterr().out
+    assert "(paper, std 0.1)" in printed and "wrote" in printed
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("mixture_of_gaussians", ["--models", "gan,bogus"],
+     "unknown model(s) ['bogus']; valid: ['gan', 'sig', 'unrolled_gan', 'vae', 'veegan']"),
+    ("mixture_of_gaussians", ["--models", ","], "unknown model(s) []"),
+    ("mixture_of_gaussians", ["--strategy", "tpu"], "invalid choice: 'tpu'"),
+    ("mixture_of_gaussians", ["--steps", "0"], "--steps must be >= 1"),
+    ("mixture_of_gaussians", ["--strategy", "multiworker"], "TF_CONFIG"),
+    ("count_data", ["--targets", "gaussian"], "unknown target(s) ['gaussian']"),
+    ("count_data", ["--strategy", "mirored"], "invalid choice: 'mirored'"),
+    ("count_data", ["--steps", "-3"], "--steps must be >= 1"),
+    ("stacked_mnist", ["--seeds", "0,a"], "--seeds must be comma-separated integers"),
+    ("stacked_mnist", ["--sig-weight", "big"], "--sig-weight must be 'auto' or a number"),
+    ("stacked_mnist", ["--classifier", "/nonexistent.keras"],
+     "--classifier /nonexistent.keras does not exist"),
+    ("stacked_mnist", ["--size", "XL"], "invalid choice: 'XL'"),
+    ("cifar10", ["--models", "dcgan,biggan"], "unknown model(s) ['biggan']"),
+    ("cifar10", ["--samples", "5"], "--samples must be >= 10"),
+    ("cifar10", ["--classifier", "/nonexistent.keras"], "does not exist"),
+    ("cifar10", ["--deterministic=yes"], "ignored explicit argument"),
+])
+def test_invalid_flags_fail_with_argparse_error(script, argv, message, tmp_path, capsys,
+                                                monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    module = _example(script)
+    out_flag = {"mixture_of_gaussians": "--output-dir", "count_data": "--output-dir"}.get(
+        script, "--out")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv + [out_flag, str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and message in err
+    assert not out.exists()  # failed before any training or output
+
+
+# === Count data (Figure 1) ===
+
+
+def test_count_data_writes_png_and_prints_tv(tmp_path, capsys):
+    out = tmp_path / "counts"
+    results = _example("count_data").main([
+        "--targets", "negative_binomial", "--steps", "10", "--num-samples", "50",
+        "--batch-size", "32", "--output-dir", str(out)])
+    assert set(results) == {"negative_binomial"}
+    assert 0 < results["negative_binomial"] <= 1
+    assert _is_png(out / "figure1_counts.png")
+    printed = capsys.readouterr().out
+    assert f"negative_binomial: total variation {results['negative_binomial']:.4f}" in printed
+
+
+# === Image examples on mock data ===
+
+
+def test_stacked_mnist_on_mock_data(tmp_path, capsys):
+    import tensorflow_datasets as tfds
+
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    out = tmp_path / "runs"
+    with tfds.testing.mock_data(num_examples=64):
+        rows = _example("stacked_mnist").main([
+            "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
+            "--classifier", classifier, "--out", str(out)])
+    assert [(label, seed) for label, seed, _ in rows] == [("DCGAN", 0), ("DCGAN-SI", 0)]
+    printed = capsys.readouterr().out
+    assert "Stacked MNIST, size S, 2 steps, 20 samples" in printed
+    header = [line for line in printed.splitlines() if line.startswith("model")]
+    assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL"]
+    for label, _, r in rows:
+        assert 1 <= r["modes"] <= 20 and 1 <= r["inception_score"] <= 1000
+        assert 0 <= r["high_quality"] <= 1 and np.isfinite(r["kl"])
+        assert any(line.split()[:2] == [label, "0"] for line in printed.splitlines())
+        assert _is_png(out / f"{label}_S_seed0" / "samples.png")
+
+
+def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
+    import tensorflow_datasets as tfds
+
+    classifier = _save_classifier(tmp_path / "cifar_clf.keras", (32, 32, 3))
+    out = tmp_path / "runs"
+    with tfds.testing.mock_data(num_examples=64):
+        scores = _example("cifar10").main([
+            "--models", "dcgan_si,wgan_gp", "--steps", "2", "--batch-size", "8",
+            "--samples", "20", "--classifier", classifier, "--out", str(out)])
+    assert list(scores) == ["dcgan_si", "wgan_gp"]
+    printed = capsys.readouterr().out
+    assert f"CIFAR-10 inception score (classifier {classifier}, 10 splits, 20 samples)" in printed
+    for name, (mean, std) in scores.items():
+        assert 1 <= mean <= 10 and std >= 0
+        assert f"{name:12s} {mean:.2f} +- {std:.2f}" in printed
+        assert _is_png(out / name / "samples.png")
+
+
+# === Resume with --backup-dir ===
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_mixture_backup_dir_resumes_killed_run(tmp_path, monkeypatch, capsys):
+    mog = _example("mixture_of_gaussians")
+    backup = tmp_path / "backup"
+    argv = ["--fast", "--models", "gan,sig", "--steps", "20", "--eval-samples", "2000",
+            "--no-jit", "--batch-size", "64", "--num-samples", "64",
+            "--output-dir", str(tmp_path / "out"), "--backup-dir", str(backup)]
+    build_sig = mog.BUILDERS["sig"]
+    epochs_trained = []
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, stop_at=None):
+            super().__init__()
+            self.stop_at = stop_at
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == self.stop_at:
+                raise _Interrupt  # killed after epoch 2's checkpoint (epochs 0-2 done)
+            epochs_trained.append(epoch)
+
+    def sig_killed_at_epoch_3(*args):
+        model, callbacks = build_sig(*args)
+        return model, callbacks + [Record(stop_at=3)]
+
+    # 1. gan finishes, sig is killed in its fourth epoch (of 10).
+    monkeypatch.setitem(mog.BUILDERS, "sig", sig_killed_at_epoch_3)
+    with pytest.raises(_Interrupt):
+        mog.main(argv)
+    assert epochs_trained == [0, 1, 2]
+    assert (backup / "gan" / "seed0" / "result-worker0.npz").exists()
+    assert (backup / "sig" / "seed0" / "checkpoint" / "latest.weights.h5").exists()
+    gan_first = capsys.readouterr().out.split("gan seed 0: ")[1].splitlines()[0]
+
+    # Other settings with the same backup: a clear error, the backup is kept.
+    with pytest.raises(SystemExit):
+        mog.main([a if a != "20" else "30" for a in argv])
+    assert "holds a run with other settings (steps)" in capsys.readouterr().err
+    assert (backup / "settings.json").exists()
+
+    # 2. The same command: gan is read back, sig goes on from epoch 3.
+    epochs_trained.clear()
+
+    def gan_must_not_train(*args):
+        raise AssertionError("the finished gan run was trained again")
+
+    monkeypatch.setitem(mog.BUILDERS, "gan", gan_must_not_train)
+    monkeypatch.setitem(mog.BUILDERS, "sig",
+                        lambda *a: (lambda m, c: (m, c + [Record()]))(*build_sig(*a)))
+    mog.main(argv)
+    assert epochs_trained == list(range(3, 10))
+    printed = capsys.readouterr().out
+    assert "gan seed 0: finished before" in printed
+    assert "sig seed 0: resuming from" in printed
+    rows = _check_table1(str(tmp_path / "out"), ["gan", "sig"])
+    assert f"modes {float(rows[0]['modes']):.0f}," in gan_first
+    assert f"KL {float(rows[0]['kl']):.4f}," in gan_first
+    assert not backup.exists()  # consumed: a complete run deletes its backup
+
+
+# === Strategy and determinism flags (a subprocess: determinism is process-wide) ===
+
+
+def test_count_data_mirrored_deterministic_backup_subprocess(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        sys.path.insert(0, {EXAMPLES!r})
+        import count_data
+        get_strategy, used = count_data.distribute.get_strategy, []
+        count_data.distribute.get_strategy = lambda name: used.append(get_strategy(name)) or used[-1]
+        argv = ["--targets", "negative_binomial", "--steps", "10", "--num-samples", "40",
+                "--batch-size", "32", "--strategy", "mirrored", "--deterministic",
+                "--backup-dir", {str(tmp_path / "backup")!r}]
+        first = count_data.main(argv + ["--output-dir", {str(tmp_path / "a")!r}])
+        second = count_data.main(argv + ["--output-dir", {str(tmp_path / "b")!r}])
+        print("determinism", tf.config.experimental.is_op_determinism_enabled())
+        print("replicas", [s.num_replicas_in_sync for s in used])
+        print("equal", first == second, first, second)
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("TF_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "determinism True" in proc.stdout
+    assert "replicas [2, 2]" in proc.stdout  # mirrored over the 2 logical CPUs
+    assert "equal True" in proc.stdout, proc.stdout
+    assert "total variation" in proc.stdout
+    assert not (tmp_path / "backup").exists()
+    assert _is_png(tmp_path / "b" / "figure1_counts.png")
