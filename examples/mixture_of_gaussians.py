@@ -11,11 +11,24 @@ scatter plot (one panel per model beside the data) and TensorBoard logs.
     python examples/mixture_of_gaussians.py --std 0.05       # PacGAN protocol
     python examples/mixture_of_gaussians.py --models gan,vae,veegan,unrolled_gan,sig
     python examples/mixture_of_gaussians.py --fast           # smoke run
+    python examples/mixture_of_gaussians.py --backup-dir /tmp/mog_backup
+                                          # re-run the same command to resume
+
+Resuming (`--backup-dir`): each (model, seed) run checkpoints with
+`sig_keras.callbacks.FaultTolerantBackup` at the end of each of its 10 epochs.
+Training runs `STEPS_PER_EXECUTION` = 100 steps per call, so checkpoints are
+at execution/epoch granularity: a killed run re-does at most the epoch it was
+in (steps / 10 steps), and the resumed run reads its data stream from the
+start, so it is equivalent to, not bit-identical with, an uninterrupted run.
+Finished (model, seed) runs are kept in the backup directory and not trained
+again. The directory is deleted once the table and figure are written.
 """
 
 import argparse
 import csv
+import json
 import os
+import shutil
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,9 +70,10 @@ PAPER = {  # Table 1 of the paper (std 0.1 grid)
 # === Models ===
 
 
-def _jit(strategy):
+def _jit(args, strategy):
     # XLA pays off for these small models on the CPU, but not with collectives.
-    return strategy.num_replicas_in_sync == 1 and not distribute.is_multi_worker(strategy)
+    return (args.jit and strategy.num_replicas_in_sync == 1
+            and not distribute.is_multi_worker(strategy))
 
 
 def build_sig(args, seed, steps, lr, strategy):
@@ -72,7 +86,7 @@ def build_sig(args, seed, steps, lr, strategy):
         seed=seed,
     )
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(strategy),
+    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     callbacks = [
         sig_keras.callbacks.ScaleAnnealing(
@@ -96,7 +110,7 @@ def build_gan(args, seed, steps, lr, strategy):
         seed=seed,
     )
     g_opt, d_opt = _gan_optimizers(lr)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
 
@@ -110,7 +124,7 @@ def build_vae(args, seed, steps, lr, strategy):
         seed=seed,
     )
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(strategy),
+    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
 
@@ -124,7 +138,7 @@ def build_veegan(args, seed, steps, lr, strategy):
         seed=seed,
     )
     g_opt, d_opt = _gan_optimizers(lr, d_lr=lr / 5)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
 
@@ -139,7 +153,7 @@ def build_unrolled_gan(args, seed, steps, lr, strategy):
         seed=seed,
     )
     g_opt, d_opt = _gan_optimizers(lr)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(strategy),
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
 
@@ -157,8 +171,36 @@ BUILDERS = {
 # === Training and evaluation ===
 
 
+def _backup_paths(args, name, seed, strategy):
+    """(checkpoint directory, finished-run file) of one run under --backup-dir."""
+    run_dir = os.path.join(args.backup_dir, name, f"seed{seed}")
+    worker = distribute.worker_index(strategy)
+    return (os.path.join(run_dir, "checkpoint"),
+            os.path.join(run_dir, f"result-worker{worker}.npz"))
+
+
+def _load_finished(path):
+    with np.load(path) as f:
+        result = {k: float(f[k]) for k in f.files if k != "samples"}
+        return result, f["samples"]
+
+
+def _save_finished(path, result, samples):
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, samples=samples, **result)
+    os.replace(tmp, path)  # atomic: a kill leaves no torn file
+
+
 def run_one(name, args, grid, seed, strategy):
-    keras.utils.set_random_seed(seed)
+    if args.backup_dir:
+        checkpoint_dir, finished = _backup_paths(args, name, seed, strategy)
+        if os.path.exists(finished):
+            print(f"{name} seed {seed}: finished before, read from {finished}")
+            return _load_finished(finished)
+    if args.deterministic:
+        distribute.enable_determinism(seed)  # seeds as set_random_seed, + op determinism
+    else:
+        keras.utils.set_random_seed(seed)
     defaults = DEFAULTS[name]
     steps = args.steps or defaults["steps"]
     batch_size = args.batch_size or defaults["batch_size"]
@@ -168,6 +210,14 @@ def run_one(name, args, grid, seed, strategy):
     dataset = datasets.make_dataset(grid, batch_size, seed=seed)
     log_dir = os.path.join(args.output_dir, "logs", name, f"seed{seed}")
     callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq=100))
+    if args.backup_dir:
+        # Saved at each epoch end (steps_per_execution > 1: no mid-epoch resume).
+        distribute.build_optimizers(model, strategy)
+        backup = sig_keras.callbacks.FaultTolerantBackup(checkpoint_dir)
+        if os.path.exists(backup.checkpoint_path):
+            print(f"{name} seed {seed}: resuming from {checkpoint_dir}", flush=True)
+        stop_on_nan = sig_keras.callbacks.TerminateOnNonFinite()
+        callbacks = [backup, stop_on_nan] + callbacks
     epochs = 10
     start = time.perf_counter()
     model.fit(
@@ -179,11 +229,15 @@ def run_one(name, args, grid, seed, strategy):
         verbose=0,
     )
     wall = time.perf_counter() - start
+    if args.backup_dir and stop_on_nan.message:
+        raise SystemExit(f"{name} seed {seed}: {stop_on_nan.message}")
     samples = model.sample(args.eval_samples, seed=seed).numpy()
     metric = sig_keras.metrics.ModeCoverage(grid.centers, grid.std, grid.weights)
     metric.update_state(samples)
     result = {k: float(v) for k, v in metric.result().items()}
     result["wall_s"] = wall
+    if args.backup_dir:
+        _save_finished(finished, result, samples)
     return result, samples
 
 
@@ -250,8 +304,21 @@ def parse_args(argv=None):
                    help="SIG's Normal conditional scale; defaults to --std")
     p.add_argument("--eval-samples", type=int, default=50_000)
     p.add_argument("--output-dir", default="outputs/mixture_of_gaussians")
-    p.add_argument("--strategy", default="default",
-                   help="default | mirrored | multiworker")
+    distribute.add_strategy_flag(p)
+    p.add_argument("--backup-dir", default=None,
+                   help="resume a killed run by re-running the same command: "
+                   "FaultTolerantBackup checkpoints each (model, seed) run at "
+                   "the end of each of its 10 epochs (steps_per_execution=100, "
+                   "so resume is at execution/epoch granularity: at most one "
+                   "epoch is trained again); finished runs are not re-trained; "
+                   "training stops on a NaN/inf loss (TerminateOnNonFinite). "
+                   "Deleted when the run completes")
+    p.add_argument("--deterministic", action="store_true",
+                   help="bit-reproducible runs: sig_keras.distribute."
+                   "enable_determinism(seed) per seed (op determinism, slower)")
+    p.add_argument("--no-jit", dest="jit", action="store_false",
+                   help="no XLA compilation (starts faster; for smoke runs and "
+                   "tests; XLA is used by default on one device)")
     p.add_argument("--fast", action="store_true",
                    help="smoke run: 200 steps, one seed, 5,000 samples")
     args = p.parse_args(argv)
@@ -266,11 +333,47 @@ def parse_args(argv=None):
         p.error(f"--std must be positive; got {args.std}")
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1; got {args.seeds}")
+    for flag in ("steps", "batch_size", "eval_samples", "num_samples"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            p.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
+    if args.lr is not None and args.lr <= 0:
+        p.error(f"--lr must be positive; got {args.lr}")
+    if args.conditional_scale <= 0:
+        p.error(f"--conditional-scale must be positive; got {args.conditional_scale}")
+    if args.strategy == "multiworker":
+        try:
+            distribute.parse_tf_config()
+        except ValueError as e:
+            p.error(str(e))
     if args.fast:
         args.steps = args.steps or 200
         args.seeds = 1
         args.eval_samples = min(args.eval_samples, 5000)
+    if args.backup_dir:
+        _check_backup_dir(p, args)
     return args
+
+
+def _run_settings(args):
+    """What a resumed run must share with the run that wrote the backup."""
+    skip = ("backup_dir", "output_dir", "model_names", "models")
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def _check_backup_dir(parser, args):
+    if os.path.exists(args.backup_dir) and not os.path.isdir(args.backup_dir):
+        parser.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
+    path = os.path.join(args.backup_dir, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved != _run_settings(args):
+            diff = sorted(k for k in set(saved) | set(_run_settings(args))
+                          if saved.get(k) != _run_settings(args).get(k))
+            parser.error(f"--backup-dir {args.backup_dir} holds a run with other "
+                         f"settings ({', '.join(diff)}); re-run the same command, "
+                         "or use another (or delete this) directory")
 
 
 def main(argv=None):
@@ -278,6 +381,12 @@ def main(argv=None):
     strategy = distribute.get_strategy(args.strategy)
     grid = datasets.gaussian_grid(std=args.std)
     os.makedirs(args.output_dir, exist_ok=True)
+    if args.backup_dir:
+        os.makedirs(args.backup_dir, exist_ok=True)
+        settings = os.path.join(args.backup_dir, "settings.json")
+        with open(settings + ".tmp", "w") as f:
+            json.dump(_run_settings(args), f)
+        os.replace(settings + ".tmp", settings)
     summary, last_samples, csv_rows = {}, {}, []
     for name in args.model_names:
         rows = []
@@ -304,6 +413,8 @@ def main(argv=None):
     png = os.path.join(args.output_dir, "figure2.png")
     plot(grid, last_samples, png)
     print(f"wrote {args.output_dir}/table1.md, table1.csv, figure2.png and logs/")
+    if args.backup_dir:
+        shutil.rmtree(args.backup_dir, ignore_errors=True)  # the run is complete
     return summary
 
 
