@@ -25,6 +25,7 @@ again. The directory is deleted once the table and figure are written.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -49,10 +50,10 @@ DATA_DIM = 2
 # 90 s per seed budget on a 2-core CPU (see README).
 DEFAULTS = {
     "sig": dict(steps=24000, batch_size=256, lr=3e-3),
-    "gan": dict(steps=6000, batch_size=256, lr=1e-3),
-    "vae": dict(steps=8000, batch_size=256, lr=2e-3),
-    "veegan": dict(steps=6000, batch_size=256, lr=1e-3),
-    "unrolled_gan": dict(steps=5000, batch_size=256, lr=2e-3),
+    "gan": dict(steps=16000, batch_size=256, lr=1e-3),
+    "vae": dict(steps=16000, batch_size=256, lr=2e-3),
+    "veegan": dict(steps=12000, batch_size=256, lr=1e-3),
+    "unrolled_gan": dict(steps=10000, batch_size=256, lr=1e-3),
 }
 # Steps run inside one tf.function call: small models are dominated by
 # per-call overhead on the CPU.
@@ -76,6 +77,17 @@ def _jit(args, strategy):
             and not distribute.is_multi_worker(strategy))
 
 
+def _cosine(lr, steps):
+    return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
+
+
+def _scale_annealing(args, steps):
+    """Normal conditional scale 1.0 -> target over the first 30% of steps."""
+    return sig_keras.callbacks.ScaleAnnealing(
+        start=1.0, end=args.conditional_scale, steps=max(1, int(0.3 * steps))
+    )
+
+
 def build_sig(args, seed, steps, lr, strategy):
     generator = models.mlp_generator(NOISE_DIM, DATA_DIM)
     model = models.SIG(
@@ -85,20 +97,16 @@ def build_sig(args, seed, steps, lr, strategy):
         num_samples=args.num_samples,
         seed=seed,
     )
-    schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(args, strategy),
+    model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
+                  jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
-    callbacks = [
-        sig_keras.callbacks.ScaleAnnealing(
-            start=1.0, end=args.conditional_scale, steps=max(1, int(0.3 * steps))
-        )
-    ]
-    return model, callbacks
+    return model, [_scale_annealing(args, steps)]
 
 
-def _gan_optimizers(lr, d_lr=None):
-    return (keras.optimizers.Adam(lr, beta_1=0.5),
-            keras.optimizers.Adam(d_lr or lr, beta_1=0.5))
+def _gan_optimizers(lr, steps, d_lr=None):
+    """Adam(beta_1=0.5) with cosine decay for generator and discriminator."""
+    return (keras.optimizers.Adam(_cosine(lr, steps), beta_1=0.5),
+            keras.optimizers.Adam(_cosine(d_lr or lr, steps), beta_1=0.5))
 
 
 def build_gan(args, seed, steps, lr, strategy):
@@ -109,7 +117,7 @@ def build_gan(args, seed, steps, lr, strategy):
         data_range=None,
         seed=seed,
     )
-    g_opt, d_opt = _gan_optimizers(lr)
+    g_opt, d_opt = _gan_optimizers(lr, steps)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
@@ -123,10 +131,12 @@ def build_vae(args, seed, steps, lr, strategy):
         conditional=sig_keras.layers.NormalConditional(scale=args.conditional_scale),
         seed=seed,
     )
-    schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=_jit(args, strategy),
+    model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
+                  jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
-    return model, []
+    # The decoder scale is annealed like SIG's conditional (a sharp, fixed
+    # 0.1 decoder from the start leaves prior samples between the modes).
+    return model, [_scale_annealing(args, steps)]
 
 
 def build_veegan(args, seed, steps, lr, strategy):
@@ -135,9 +145,10 @@ def build_veegan(args, seed, steps, lr, strategy):
         models.mlp_discriminator(DATA_DIM + NOISE_DIM),
         models.mlp_encoder(DATA_DIM, NOISE_DIM, name="reconstructor"),
         latent_dim=NOISE_DIM,
+        reconstruction_weight=5.0,
         seed=seed,
     )
-    g_opt, d_opt = _gan_optimizers(lr, d_lr=lr / 5)
+    g_opt, d_opt = _gan_optimizers(lr, steps, d_lr=lr / 10)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
@@ -152,7 +163,7 @@ def build_unrolled_gan(args, seed, steps, lr, strategy):
         unrolling_lr=0.1,
         seed=seed,
     )
-    g_opt, d_opt = _gan_optimizers(lr)
+    g_opt, d_opt = _gan_optimizers(lr, steps)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
                   steps_per_execution=STEPS_PER_EXECUTION)
     return model, []
@@ -209,7 +220,8 @@ def run_one(name, args, grid, seed, strategy):
         model, callbacks = BUILDERS[name](args, seed, steps, lr, strategy)
     dataset = datasets.make_dataset(grid, batch_size, seed=seed)
     log_dir = os.path.join(args.output_dir, "logs", name, f"seed{seed}")
-    callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq=100))
+    tensorboard = keras.callbacks.TensorBoard(log_dir, update_freq=100)
+    callbacks.append(tensorboard)
     if args.backup_dir:
         # Saved at each epoch end (steps_per_execution > 1: no mid-epoch resume).
         distribute.build_optimizers(model, strategy)
@@ -220,14 +232,22 @@ def run_one(name, args, grid, seed, strategy):
         callbacks = [backup, stop_on_nan] + callbacks
     epochs = 10
     start = time.perf_counter()
-    model.fit(
-        dataset,
-        steps_per_epoch=max(1, steps // epochs),
-        epochs=epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles
-        verbose=0,
-    )
+    try:
+        model.fit(
+            dataset,
+            steps_per_epoch=max(1, steps // epochs),
+            epochs=epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles
+            verbose=0,
+        )
+    except BaseException:
+        # Keras' TensorBoard callback leaves its writer and `record_if` pushed
+        # when `fit` raises; pop them so later fits in this process still log
+        # (nothing to pop if `fit` failed before training began).
+        with contextlib.suppress(Exception):
+            tensorboard.on_train_end()
+        raise
     wall = time.perf_counter() - start
     if args.backup_dir and stop_on_nan.message:
         raise SystemExit(f"{name} seed {seed}: {stop_on_nan.message}")
