@@ -68,8 +68,8 @@ def _check_table1(out_dir, names):
 
 
 @pytest.mark.parametrize("extra", [
-    # Small SIG/VAE batch and no XLA: the same code paths, in ~20 s.
-    ["--no-jit", "--batch-size", "64", "--num-samples", "64"],
+    # Small SIG/VAE batch: the same code paths, in ~20 s.
+    ["--batch-size", "64", "--num-samples", "64"],
     pytest.param([], marks=pytest.mark.large),  # the command as documented (~80 s)
 ])
 def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
@@ -186,7 +186,7 @@ def test_mixture_backup_dir_resumes_killed_run(tmp_path, monkeypatch, capsys):
     mog = _example("mixture_of_gaussians")
     backup = tmp_path / "backup"
     argv = ["--fast", "--models", "gan,sig", "--steps", "20", "--eval-samples", "2000",
-            "--no-jit", "--batch-size", "64", "--num-samples", "64",
+            "--batch-size", "64", "--num-samples", "64",
             "--output-dir", str(tmp_path / "out"), "--backup-dir", str(backup)]
     build_sig = mog.BUILDERS["sig"]
     epochs_trained = []

@@ -91,7 +91,18 @@ class Conditional(keras.layers.Layer):
 
     def pairwise_log_prob(self, x, psi):
         """`[N, K]` matrix of `log p(x_i | psi_k)`."""
-        raise NotImplementedError
+        scores, row = self.pairwise_log_prob_terms(x, psi)
+        return scores + row[:, tf.newaxis]
+
+    def pairwise_log_prob_terms(self, x, psi):
+        """`(scores [N, K], row [N])` with `log p(x_i | psi_k) = scores + row`.
+
+        `row` holds the terms that depend on `x_i` alone; the estimator adds it
+        after the `logsumexp` over `k`, so the `[N, K]` work is one matrix
+        product and a bias. The default puts everything in `scores`.
+        """
+        scores = self.pairwise_log_prob(x, psi)
+        return scores, tf.zeros(tf.shape(scores)[:1], scores.dtype)
 
     def sample(self, psi, seed):
         """Draws one `x` per `psi`. `seed`: a stateless seed, int32 `[2]`."""
@@ -204,21 +215,32 @@ class NormalConditional(Conditional):
             reinterpreted_batch_ndims=len(psi.shape) - 1,
         )
 
-    def pairwise_log_prob(self, x, psi):
+    def pairwise_log_prob_terms(self, x, psi):
+        # -||x - psi||^2 / (2 s^2) = (x / s^2).psi - ||psi||^2 / (2 s^2)
+        #                            - ||x||^2 / (2 s^2)
         x = tf.cast(_flatten(x), tf.float32)
         psi = tf.cast(_flatten(psi), tf.float32)
         scale = self.scale_value
+        inv_var = 1.0 / tf.square(scale)
         dim = tf.cast(tf.shape(x)[1], tf.float32)
-        x_sq = tf.reduce_sum(tf.square(x), axis=1, keepdims=True)  # [N, 1]
         psi_sq = tf.reduce_sum(tf.square(psi), axis=1)  # [K]
-        cross = tf.matmul(x, psi, transpose_b=True)  # [N, K]
-        # Rounding can make the expansion slightly negative: clip at zero.
-        sq_dist = tf.maximum(x_sq - 2.0 * cross + psi_sq[tf.newaxis, :], 0.0)
-        return (
-            -0.5 * sq_dist / tf.square(scale)
+        scores = tf.matmul(x * inv_var, psi, transpose_b=True)  # [N, K]
+        scores = scores - (0.5 * inv_var) * psi_sq[tf.newaxis, :]
+        row = (
+            -0.5 * inv_var * tf.reduce_sum(tf.square(x), axis=1)
             - dim * tf.math.log(scale)
             - 0.5 * dim * math.log(2.0 * math.pi)
         )
+        return scores, row
+
+    def pairwise_log_prob(self, x, psi):
+        scores, row = self.pairwise_log_prob_terms(x, psi)
+        # Rounding in the expansion can exceed the maximum of the log density
+        # (at x = psi); clip there.
+        log_prob_max = row + 0.5 * tf.reduce_sum(
+            tf.square(tf.cast(_flatten(x), tf.float32)), axis=1
+        ) / tf.square(self.scale_value)
+        return tf.minimum(scores + row[:, tf.newaxis], log_prob_max[:, tf.newaxis])
 
     def get_config(self):
         config = super().get_config()
@@ -265,14 +287,14 @@ class PoissonConditional(Conditional):
             reinterpreted_batch_ndims=len(psi.shape) - 1,
         )
 
-    def pairwise_log_prob(self, x, psi):
+    def pairwise_log_prob_terms(self, x, psi):
         x = tf.cast(_flatten(x), tf.float32)
         rate = self.rate(_flatten(psi))
-        return (
+        scores = (
             tf.matmul(x, tf.math.log(rate), transpose_b=True)
             - tf.reduce_sum(rate, axis=1)[tf.newaxis, :]
-            - tf.reduce_sum(tf.math.lgamma(x + 1.0), axis=1, keepdims=True)
         )
+        return scores, -tf.reduce_sum(tf.math.lgamma(x + 1.0), axis=1)
 
     def _check_support(self, x, name):
         _check_counts(x, name, "Poisson")
@@ -352,12 +374,13 @@ class BernoulliConditional(Conditional):
             reinterpreted_batch_ndims=len(psi.shape) - 1,
         )
 
-    def pairwise_log_prob(self, x, psi):
+    def pairwise_log_prob_terms(self, x, psi):
         x = tf.cast(_flatten(x), tf.float32)
         logits = tf.cast(_flatten(psi), tf.float32)
-        return tf.matmul(x, logits, transpose_b=True) - tf.reduce_sum(
+        scores = tf.matmul(x, logits, transpose_b=True) - tf.reduce_sum(
             tf.nn.softplus(logits), axis=1
         )[tf.newaxis, :]
+        return scores, tf.zeros(tf.shape(x)[:1], tf.float32)
 
     def _check_support(self, x, name):
         bad = (x != 0) & (x != 1)

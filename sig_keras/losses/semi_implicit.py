@@ -24,9 +24,11 @@ def semi_implicit_log_likelihood(x, psi, conditional):
     No cross-replica communication: `psi` is used as given.
     """
     conditional = conditionals_lib.get(conditional)
-    log_prob = conditional.pairwise_log_prob(x, psi)  # [N, K]
-    num_samples = tf.cast(tf.shape(log_prob)[1], log_prob.dtype)
-    return tf.reduce_logsumexp(log_prob, axis=1) - tf.math.log(num_samples)
+    # log p(x_i | psi_k) = scores[i, k] + row[i]: the x-only terms leave the
+    # logsumexp, so the [N, K] work is one matrix product and a bias.
+    scores, row = conditional.pairwise_log_prob_terms(x, psi)
+    num_samples = tf.cast(tf.shape(scores)[1], scores.dtype)
+    return tf.reduce_logsumexp(scores, axis=1) + row - tf.math.log(num_samples)
 
 
 def semi_implicit_loss(x, psi, conditional):
