@@ -78,6 +78,13 @@ def _jit(args, strategy):
             and not distribute.is_multi_worker(strategy))
 
 
+def _steps_per_execution(strategy):
+    # Keras 3.15 / TF 2.21 fail with steps_per_execution > 1 under
+    # MirroredStrategy ("You must feed a value for placeholder tensor"), even
+    # for a plain Sequential model: one step per call there.
+    return STEPS_PER_EXECUTION if strategy.num_replicas_in_sync == 1 else 1
+
+
 def _cosine(lr, steps):
     return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
 
@@ -100,7 +107,7 @@ def build_sig(args, seed, steps, lr, strategy):
     )
     model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
                   jit_compile=_jit(args, strategy),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=_steps_per_execution(strategy))
     return model, [_scale_annealing(args, steps)]
 
 
@@ -120,7 +127,7 @@ def build_gan(args, seed, steps, lr, strategy):
     )
     g_opt, d_opt = _gan_optimizers(lr, steps)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=_steps_per_execution(strategy))
     return model, []
 
 
@@ -134,7 +141,7 @@ def build_vae(args, seed, steps, lr, strategy):
     )
     model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
                   jit_compile=_jit(args, strategy),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=_steps_per_execution(strategy))
     # The decoder scale is annealed like SIG's conditional (a sharp, fixed
     # 0.1 decoder from the start leaves prior samples between the modes).
     return model, [_scale_annealing(args, steps)]
@@ -151,7 +158,7 @@ def build_veegan(args, seed, steps, lr, strategy):
     )
     g_opt, d_opt = _gan_optimizers(lr, steps, d_lr=lr / 10)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=_steps_per_execution(strategy))
     return model, []
 
 
@@ -166,7 +173,7 @@ def build_unrolled_gan(args, seed, steps, lr, strategy):
     )
     g_opt, d_opt = _gan_optimizers(lr, steps)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=_steps_per_execution(strategy))
     return model, []
 
 
