@@ -217,6 +217,32 @@ class GenerativeModel(keras.Model):
                 f"generator produces shape {out}."
             )
 
+    def _check_conditional_output(self, event_shape, role, name="data"):
+        """Raises `ValueError` unless the network (`role`: generator, decoder)
+        outputs the parameters `self.conditional` needs for `event_shape`."""
+        out = self._output_shape()
+        expected = self.conditional.param_shape(tuple(event_shape))
+        if expected != out:
+            raise ValueError(
+                f"{name} points have shape {tuple(event_shape)}, so the "
+                f"{type(self.conditional).__name__} needs {role} outputs of "
+                f"shape {expected}; the {role} produces {out}."
+            )
+
+    @staticmethod
+    def _check_network_input(network, event_shape, role, name="data"):
+        """Raises `ValueError` if `network` (taking data points) has another
+        input shape than `event_shape`; `role` names it in the message."""
+        inputs = getattr(network, "inputs", None)
+        if not inputs:
+            return
+        net_shape = tuple(inputs[0].shape[1:])
+        if None not in net_shape and net_shape != tuple(event_shape):
+            raise ValueError(
+                f"{name} points have shape {tuple(event_shape)} but the "
+                f"{role} takes inputs of shape {net_shape}."
+            )
+
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, after checking the data's shape and values.
 

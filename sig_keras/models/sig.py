@@ -109,14 +109,7 @@ class SIG(GenerativeModel):
         self.conditional.check_data(x, name)
 
     def check_data_shape(self, event_shape, name="data"):
-        out = self._output_shape()
-        expected = self.conditional.param_shape(tuple(event_shape))
-        if expected != out:
-            raise ValueError(
-                f"{name} points have shape {tuple(event_shape)}, so the "
-                f"{type(self.conditional).__name__} needs generator outputs of "
-                f"shape {expected}; the generator produces {out}."
-            )
+        self._check_conditional_output(event_shape, "generator", name)
 
     # === Config ===
 

@@ -213,14 +213,7 @@ class UnrolledGAN(TwoOptimizerModel):
 
     def check_data_shape(self, event_shape, name="data"):
         super().check_data_shape(event_shape, name)
-        inputs = getattr(self.discriminator, "inputs", None)
-        if inputs:
-            d_shape = tuple(inputs[0].shape[1:])
-            if None not in d_shape and d_shape != tuple(event_shape):
-                raise ValueError(
-                    f"{name} points have shape {tuple(event_shape)} but the "
-                    f"discriminator takes inputs of shape {d_shape}."
-                )
+        self._check_network_input(self.discriminator, event_shape, "discriminator", name)
 
     # === Config ===
 

@@ -158,22 +158,8 @@ class VAE(GenerativeModel):
         self.conditional.check_data(x, name)
 
     def check_data_shape(self, event_shape, name="data"):
-        out = self._output_shape()
-        expected = self.conditional.param_shape(tuple(event_shape))
-        if expected != out:
-            raise ValueError(
-                f"{name} points have shape {tuple(event_shape)}, so the "
-                f"{type(self.conditional).__name__} needs decoder outputs of "
-                f"shape {expected}; the decoder produces {out}."
-            )
-        inputs = getattr(self.encoder, "inputs", None)
-        if inputs:
-            enc_shape = tuple(inputs[0].shape[1:])
-            if None not in enc_shape and enc_shape != tuple(event_shape):
-                raise ValueError(
-                    f"{name} points have shape {tuple(event_shape)} but the "
-                    f"encoder takes inputs of shape {enc_shape}."
-                )
+        self._check_conditional_output(event_shape, "decoder", name)
+        self._check_network_input(self.encoder, event_shape, "encoder", name)
 
     # === Config ===
 

@@ -205,14 +205,9 @@ class VEEGAN(TwoOptimizerModel):
 
     def check_data_shape(self, event_shape, name="data"):
         super().check_data_shape(event_shape, name)
-        inputs = getattr(self.encoder, "inputs", None)
-        if inputs:
-            enc_shape = tuple(inputs[0].shape[1:])
-            if None not in enc_shape and enc_shape != tuple(event_shape):
-                raise ValueError(
-                    f"{name} points have shape {tuple(event_shape)} but the "
-                    f"encoder (reconstructor) takes inputs of shape {enc_shape}."
-                )
+        self._check_network_input(
+            self.encoder, event_shape, "encoder (reconstructor)", name
+        )
 
     # === Config ===
 
