@@ -265,6 +265,10 @@ class GenerativeModel(keras.Model):
         # Keras' symbolic build under a strategy calls it on a data batch.
         if not self.built:
             self.build()
+        if isinstance(x, tf.data.Dataset):
+            # A dataset brings its own order; Keras would warn that its
+            # default `shuffle=True` is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, **kwargs)
 
     # === Config ===
