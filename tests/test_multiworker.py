@@ -10,16 +10,13 @@ Both processes are killed at the end whatever happens.
 """
 
 import json
-import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
-TIMEOUT_S = 240
+from tests.worker_processes import start_worker
+from tests.worker_processes import wait_all
 
 
 def _free_ports(n):
@@ -35,25 +32,8 @@ def _free_ports(n):
             s.close()
 
 
-def _start(args, env_extra):
-    env = dict(os.environ, **env_extra)
-    return subprocess.Popen(
-        [sys.executable, WORKER, *args], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
 def _finish(procs):
-    outputs = []
-    try:
-        for p in procs:
-            output, _ = p.communicate(timeout=TIMEOUT_S)
-            outputs.append(output)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = wait_all(procs)
     for p, output in zip(procs, outputs):
         assert p.returncode == 0, output[-4000:]
     return outputs
@@ -75,7 +55,7 @@ def test_two_workers_end_identical(model, tmp_path):
     out = str(tmp_path / "mw")
     backup = tmp_path / "backup"
     procs = [
-        _start(
+        start_worker(
             common + ["--strategy", "multiworker", "--out", out,
                       "--backup-dir", str(backup), "--save-freq", "1"],
             {"TF_CONFIG": json.dumps(
@@ -85,7 +65,7 @@ def test_two_workers_end_identical(model, tmp_path):
         for i in range(2)
     ]
     # The single-process reference runs alongside (it does not join the cluster).
-    single = _start(common + ["--out", str(tmp_path / "single.npz")], {"TF_CONFIG": ""})
+    single = start_worker(common + ["--out", str(tmp_path / "single.npz")], {"TF_CONFIG": ""})
     _finish(procs + [single])
     # Each worker saved its own checkpoint every step (a failed save crashes
     # the run) and deleted it when training completed.

@@ -10,40 +10,15 @@ generator) must equal bit for bit that of an uninterrupted run.
 
 import os
 import signal
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
 from sig_keras.callbacks import fault_tolerance
+from tests.worker_processes import start_worker
+from tests.worker_processes import wait_all
 
-WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
-TIMEOUT_S = 240
-
-
-def _start(args, env_extra=None):
-    env = dict(os.environ, **(env_extra or {}))
-    env.pop("TF_CONFIG", None)
-    return subprocess.Popen(
-        [sys.executable, WORKER, *args], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def _wait(procs):
-    outputs = []
-    try:
-        for p in procs:
-            output, _ = p.communicate(timeout=TIMEOUT_S)
-            outputs.append(output)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return outputs
 
 
 def _checkpoint_position(path):
@@ -61,10 +36,10 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(model, tmp_path):
               "--save-freq", "2", "--seed", "5"]
     resumed_cmd = common + ["--backup-dir", str(tmp_path / "backup"),
                             "--out", str(tmp_path / "resumed.npz")]
-    reference = _start(common + ["--backup-dir", str(tmp_path / "ref_backup"),
+    reference = start_worker(common + ["--backup-dir", str(tmp_path / "ref_backup"),
                                  "--out", str(tmp_path / "reference.npz")])
-    killed = _start(resumed_cmd, {"SIG_TEST_KILL_AT_STEP": "7"})
-    ref_out, killed_out = _wait([reference, killed])
+    killed = start_worker(resumed_cmd, {"SIG_TEST_KILL_AT_STEP": "7"})
+    ref_out, killed_out = wait_all([reference, killed])
     assert reference.returncode == 0, ref_out[-4000:]
     assert killed.returncode == -signal.SIGKILL, killed_out[-4000:]
     assert "KILLING at step 7" in killed_out
@@ -74,8 +49,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(model, tmp_path):
     assert _checkpoint_position(checkpoint) == (1, 2)
     assert not [f for f in os.listdir(tmp_path / "backup") if f.startswith(".tmp")]
 
-    resumed = _start(resumed_cmd)
-    (resumed_out,) = _wait([resumed])
+    resumed = start_worker(resumed_cmd)
+    (resumed_out,) = wait_all([resumed])
     assert resumed.returncode == 0, resumed_out[-4000:]
     assert "KILLING" not in resumed_out
     # The completed run deletes its checkpoint.
@@ -96,10 +71,10 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path):
 
     backup = tmp_path / "backup"
     # 4 batches per epoch; a NaN data point in batch 6 = epoch 2, batch 2.
-    proc = _start(["--model", "sig", "--epochs", "3", "--batches", "4",
+    proc = start_worker(["--model", "sig", "--epochs", "3", "--batches", "4",
                    "--nan-at-batch", "6", "--backup-dir", str(backup),
                    "--out", str(tmp_path / "final.npz")])
-    (output,) = _wait([proc])
+    (output,) = wait_all([proc])
     assert proc.returncode == 0, output[-4000:]
     assert "Non-finite training value (loss=nan) at epoch 2, batch 2: stopping " \
            "training" in output, output[-4000:]
