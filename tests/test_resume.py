@@ -20,7 +20,6 @@ from tests.worker_processes import start_worker
 from tests.worker_processes import wait_all
 
 
-
 def _checkpoint_position(path):
     with h5py.File(path, "r") as f:
         attrs = f[fault_tolerance._EXTRA_GROUP].attrs
