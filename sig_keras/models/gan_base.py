@@ -99,10 +99,7 @@ class AdversarialModel(TwoOptimizerModel):
         # === Config ===
         self.noise_dim = self._check_generator(generator, latent_dim)
         self.latent_dim = self.noise_dim
-        if not isinstance(discriminator, (keras.Model, keras.layers.Layer)):
-            raise ValueError(
-                f"`discriminator` must be a Keras model or layer; got {discriminator!r}."
-            )
+        self._check_network(discriminator, "discriminator")
         self.sig_weight = _check_sig_weight(sig_weight)
         self.data_range = _check_data_range(data_range)
         self.auto_sig_scale = float(auto_sig_scale)

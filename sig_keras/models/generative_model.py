@@ -102,13 +102,16 @@ class GenerativeModel(keras.Model):
 
     # === Noise ===
 
-    def _check_generator(self, generator, noise_dim):
-        if not isinstance(generator, keras.Model) and not isinstance(
-            generator, keras.layers.Layer
-        ):
+    @staticmethod
+    def _check_network(network, role):
+        """Raises `ValueError` unless `network` is a Keras model or layer."""
+        if not isinstance(network, (keras.Model, keras.layers.Layer)):
             raise ValueError(
-                f"`generator` must be a Keras model or layer; got {generator!r}."
+                f"`{role}` must be a Keras model or layer; got {network!r}."
             )
+
+    def _check_generator(self, generator, noise_dim):
+        self._check_network(generator, "generator")
         noise_dim = int(noise_dim)
         if noise_dim < 1:
             raise ValueError(f"The noise dimension must be >= 1; got {noise_dim}.")

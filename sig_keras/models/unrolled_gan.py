@@ -91,10 +91,7 @@ class UnrolledGAN(TwoOptimizerModel):
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
         self.noise_dim = self.latent_dim
-        if not isinstance(discriminator, (keras.Model, keras.layers.Layer)):
-            raise ValueError(
-                f"`discriminator` must be a Keras model or layer; got {discriminator!r}."
-            )
+        self._check_network(discriminator, "discriminator")
         try:
             valid = not isinstance(unrolling_steps, bool) and int(unrolling_steps) == unrolling_steps
         except (TypeError, ValueError):

@@ -69,8 +69,7 @@ class VAE(GenerativeModel):
         # === Config ===
         self.latent_dim = self._check_generator(decoder, latent_dim)
         self.noise_dim = self.latent_dim
-        if not isinstance(encoder, (keras.Model, keras.layers.Layer)):
-            raise ValueError(f"`encoder` must be a Keras model or layer; got {encoder!r}.")
+        self._check_network(encoder, "encoder")
         outputs = getattr(encoder, "outputs", None)
         if outputs:
             width = outputs[0].shape[-1]

@@ -79,9 +79,8 @@ class VEEGAN(TwoOptimizerModel):
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
         self.noise_dim = self.latent_dim
-        for name, net in (("discriminator", discriminator), ("encoder", encoder)):
-            if not isinstance(net, (keras.Model, keras.layers.Layer)):
-                raise ValueError(f"`{name}` must be a Keras model or layer; got {net!r}.")
+        self._check_network(discriminator, "discriminator")
+        self._check_network(encoder, "encoder")
         self._check_widths(generator, discriminator, encoder, self.latent_dim)
         self.reconstruction_weight = float(reconstruction_weight)
         if not 0 <= self.reconstruction_weight < float("inf"):
