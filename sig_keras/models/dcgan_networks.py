@@ -44,6 +44,21 @@ def _bn():
     return keras.layers.BatchNormalization(synchronized=True)
 
 
+def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name):
+    """Stride-2 convolutions with LeakyReLU(0.2) (batch norm after all but the
+    first when `batch_norm`), flatten, one logit."""
+    inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
+    h = inputs
+    for i, width in enumerate(filters):
+        h = keras.layers.Conv2D(width, kernel_size, strides=2, padding="same")(h)
+        if batch_norm and i > 0:
+            h = _bn()(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(1)(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"):
     """MNIST-3 generator of Appendix C: `[n, latent_dim]` -> `[n, 28, 28, 3]` in [-1, 1].
 
@@ -84,16 +99,8 @@ def mnist3_discriminator(size="M", batch_norm=True, name="discriminator"):
             convention); use False for a WGAN-GP critic. Defaults to True.
     """
     _, kd = _size(size)
-    inputs = keras.Input((28, 28, 3), name="images")
-    h = inputs
-    for i, filters in enumerate((int(8 * kd), int(16 * kd), int(32 * kd))):
-        h = keras.layers.Conv2D(filters, 4, strides=2, padding="same")(h)
-        if batch_norm and i > 0:
-            h = _bn()(h)
-        h = keras.layers.LeakyReLU(0.2)(h)
-    h = keras.layers.Flatten()(h)
-    outputs = keras.layers.Dense(1)(h)
-    return keras.Model(inputs, outputs, name=name)
+    filters = (int(8 * kd), int(16 * kd), int(32 * kd))
+    return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name)
 
 
 def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
@@ -143,16 +150,8 @@ def dcgan_discriminator(image_shape=(32, 32, 3), base_filters=64, batch_norm=Tru
     LeakyReLU(0.2), batch norm on all but the first unless `batch_norm=False`
     (the WGAN-GP critic).
     """
-    inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
-    h = inputs
-    for i, mult in enumerate((1, 2, 4)):
-        h = keras.layers.Conv2D(base_filters * mult, 5, strides=2, padding="same")(h)
-        if batch_norm and i > 0:
-            h = _bn()(h)
-        h = keras.layers.LeakyReLU(0.2)(h)
-    h = keras.layers.Flatten()(h)
-    outputs = keras.layers.Dense(1)(h)
-    return keras.Model(inputs, outputs, name=name)
+    filters = tuple(base_filters * mult for mult in (1, 2, 4))
+    return _conv_discriminator(image_shape, filters, 5, batch_norm, name)
 
 
 def dcgan_critic(image_shape=(32, 32, 3), base_filters=64, name="critic"):
