@@ -1,13 +1,17 @@
 """Strategy overhead: steps/s of SIG and DCGAN-SI on 1 vs 2 replicas.
 
-Both configurations run on the same CPU cores: "1 replica" is the default
-strategy on `/cpu:0`, "2 replicas" a `MirroredStrategy` over two logical CPU
-devices of the same processor. The work per step is the same global batch,
-so the difference is the cost of the strategy itself (per-replica graph
+All configurations run on the same CPU cores: "1 replica" is the default
+strategy on `/cpu:0`, "2 replicas" the `MirroredStrategy` that
+`sig_keras.distribute.get_strategy("mirrored")` builds over two logical CPU
+devices of the same processor (gradients reduced on one device), and, with
+`--collective`, "2 replicas, collective" a `MirroredStrategy` with
+TensorFlow's default collective all-reduce (the path GPUs and
+`MultiWorkerMirroredStrategy` take). The work per step is the same global
+batch, so the difference is the cost of the strategy itself (per-replica graph
 copies, the all-reduce of the gradients, the all-gather of psi, the sync
 batch-norm statistics), not a speed-up.
 
-    python benchmarks/strategy_overhead.py [--steps 30] [--repeats 3]
+    python benchmarks/strategy_overhead.py [--steps 30] [--repeats 3] [--collective]
 
 Models (realistic batch, small networks):
 - SIG: the paper's toy generator (10 -> 100 -> 100 -> 2), K = 1000 psi
@@ -17,11 +21,12 @@ Models (realistic batch, small networks):
 
 Other `--models` (diagnostics): `dcgan` (no SIG term), `dcgan_si_no_d_bn`
 (no batch norm in the discriminator), `sig_batch1024`, `dcgan_si_32px`
-(32x32x3, 32 base filters). The strategy costs a roughly fixed time per step
-(one collective per synchronized batch-norm call, the gradient all-reduce, the
-psi all-gather), so its share falls as the step grows.
+(32x32x3, 32 base filters: CIFAR-10's shape). The strategy costs a roughly
+fixed time per step (three all-reduces per synchronized batch-norm call, the
+gradient all-reduce, the psi all-gather), so its share falls as the step
+grows.
 
-After a warm-up fit (tracing), the two configurations alternate `repeats`
+After a warm-up fit (tracing), the configurations alternate `repeats`
 rounds of `steps` steps each; steps/s (timed from the first to the last batch
 end of a round) is each one's best round (the machine is shared, so the best
 is the least disturbed). Overhead = 1 - (2-replica steps/s) /
@@ -131,12 +136,23 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="sig,dcgan_si")
     parser.add_argument("--json", default=None, help="also write results here")
+    parser.add_argument(
+        "--collective", action="store_true",
+        help="also time MirroredStrategy with TensorFlow's default collective "
+        "all-reduce (what GPUs and multi-worker training use)",
+    )
     args = parser.parse_args()
 
+    devices = ["/cpu:0", "/cpu:1"]
     strategies = {
         "1 replica": tf.distribute.OneDeviceStrategy("/cpu:0"),
-        "2 replicas": tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+        # What `get_strategy("mirrored")` gives on CPUs: reduce to one device.
+        "2 replicas": distribute.get_strategy("mirrored", devices=devices),
     }
+    if args.collective:
+        strategies["2 replicas, collective"] = tf.distribute.MirroredStrategy(
+            devices
+        )
     results = {}
     for name in args.models.split(","):
         runs = {label: setup(MODELS[name], strategy, args.steps)
@@ -147,12 +163,18 @@ def main():
         for _ in range(args.repeats):
             for label, run in runs.items():
                 rates[label].append(run())
-        one, two = max(rates["1 replica"]), max(rates["2 replicas"])
-        results[name] = {"1 replica": one, "2 replicas": two,
-                         "overhead_pct": 100.0 * (1.0 - two / one),
-                         "rounds": rates}
-        print(f"{name:10s} 1 replica {one:8.2f} steps/s   2 replicas {two:8.2f} "
-              f"steps/s   overhead {results[name]['overhead_pct']:5.1f}%", flush=True)
+        best = {label: max(r) for label, r in rates.items()}
+        one = best["1 replica"]
+        results[name] = {"steps_per_second": best, "rounds": rates,
+                         "overhead_pct": {}}
+        line = f"{name:14s} 1 replica {one:8.2f} steps/s"
+        for label, rate in best.items():
+            if label == "1 replica":
+                continue
+            overhead = 100.0 * (1.0 - rate / one)
+            results[name]["overhead_pct"][label] = overhead
+            line += f" | {label} {rate:8.2f} steps/s, overhead {overhead:5.1f}%"
+        print(line, flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -21,7 +21,16 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def two_cpu_strategy():
-    # One strategy per process: each new MirroredStrategy restarts its
+    """What `get_strategy("mirrored")` gives on this CPU (reduce to one device)."""
+    from sig_keras import distribute
+
+    return distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def two_cpu_collective_strategy():
+    """TensorFlow's default cross-device ops: collectives, as on GPUs/workers."""
+    # One collective strategy per process: each new one restarts its
     # collective instance keys, and the runtime caches instance parameters
     # (shapes) by key, so a second strategy's all-gather of another shape
     # fails with "Shape mismatch in the collective instance".

@@ -77,10 +77,15 @@ def _train(make, strategy, initial=None):
     return model, start, history
 
 
+@pytest.mark.parametrize(
+    "strategy_fixture", ["two_cpu_strategy", "two_cpu_collective_strategy"],
+    ids=["reduce_to_one", "collective"],
+)
 @pytest.mark.parametrize("make", [_make_sig, _make_gan_si], ids=["sig", "gan_si"])
-def test_mirrored_equals_single_device(make, two_cpu_strategy):
+def test_mirrored_equals_single_device(make, strategy_fixture, request):
+    strategy = request.getfixturevalue(strategy_fixture)
     single, start, h1 = _train(make, tf.distribute.get_strategy())
-    mirrored, start2, h2 = _train(make, two_cpu_strategy, initial=start)
+    mirrored, start2, h2 = _train(make, strategy, initial=start)
     assert mirrored.distribute_strategy.num_replicas_in_sync == 2
     for a, b in zip(start, start2):
         np.testing.assert_array_equal(a, b)
@@ -108,6 +113,14 @@ def test_get_strategy_names(monkeypatch):
     mirrored = distribute.get_strategy("mirrored")
     assert isinstance(mirrored, tf.distribute.MirroredStrategy)
     assert mirrored.num_replicas_in_sync == 2  # both logical CPUs
+    # CPU-only replicas reduce on one device; an explicit choice is kept.
+    assert isinstance(mirrored.extended._cross_device_ops,
+                      tf.distribute.ReductionToOneDevice)
+    explicit = tf.distribute.HierarchicalCopyAllReduce()
+    chosen = distribute.get_strategy("mirrored", cross_device_ops=explicit)
+    assert chosen.extended._cross_device_ops is explicit
+    with pytest.raises(ValueError, match="`cross_device_ops` only applies"):
+        distribute.get_strategy("default", cross_device_ops=explicit)
     with pytest.raises(ValueError, match=r"valid: \['default', 'mirrored', 'multiworker'\]"):
         distribute.get_strategy("tpu")
     monkeypatch.delenv("TF_CONFIG", raising=False)
