@@ -43,6 +43,15 @@ def _make_sig():
     return model
 
 
+def _make_sig_replicated():
+    model = SIG(
+        mlp_generator(4, 2, hidden_units=(16, 16)),
+        "normal", noise_dim=4, num_samples=64, seed=3, gather_psi=False,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
 def _make_gan_si():
     from sig_keras.models.gan import GAN
 
@@ -81,7 +90,10 @@ def _train(make, strategy, initial=None):
     "strategy_fixture", ["two_cpu_strategy", "two_cpu_collective_strategy"],
     ids=["reduce_to_one", "collective"],
 )
-@pytest.mark.parametrize("make", [_make_sig, _make_gan_si], ids=["sig", "gan_si"])
+@pytest.mark.parametrize(
+    "make", [_make_sig, _make_sig_replicated, _make_gan_si],
+    ids=["sig", "sig_replicated_psi", "gan_si"],
+)
 def test_mirrored_equals_single_device(make, strategy_fixture, request):
     strategy = request.getfixturevalue(strategy_fixture)
     single, start, h1 = _train(make, tf.distribute.get_strategy())

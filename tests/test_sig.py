@@ -28,12 +28,13 @@ def _toy_data(n=128, seed=0):
     )
 
 
-def _model(conditional=None, output_dim=2, num_samples=16, seed=1, lr=1e-2, **compile_kw):
+def _model(conditional=None, output_dim=2, num_samples=16, seed=1, lr=1e-2,
+           gather_psi=True, **compile_kw):
     keras.utils.set_random_seed(0)
     conditional = layers.NormalConditional(0.3) if conditional is None else conditional
     generator = mlp_generator(NOISE_DIM, output_dim, hidden_units=(16,))
     model = SIG(generator, conditional, noise_dim=NOISE_DIM, num_samples=num_samples,
-                seed=seed)
+                seed=seed, gather_psi=gather_psi)
     model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kw)
     return model
 
@@ -88,16 +89,18 @@ def test_evaluate_reports_loss():
     assert np.isfinite(result["loss"])
 
 
-def test_mirrored_fit_matches_single_device(two_cpu_strategy):
+@pytest.mark.parametrize("gather_psi", [True, False], ids=["gather", "replicated"])
+def test_mirrored_fit_matches_single_device(two_cpu_strategy, gather_psi):
     """Same initial weights and seed: 2 replicas give the single-device
-    weights and logged loss (to 1e-5), step after step."""
+    weights and logged loss (to 1e-5), step after step, whether psi is
+    gathered or generated whole on every replica."""
     data = _toy_data(64)
     single = _model(num_samples=8)
     initial = _weights(single)
     h1 = single.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
 
     with two_cpu_strategy.scope():
-        mirrored = _model(num_samples=8)
+        mirrored = _model(num_samples=8, gather_psi=gather_psi)
     mirrored.set_weights(initial)
     h2 = mirrored.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
 
@@ -117,6 +120,26 @@ def test_mirrored_fit_requires_divisible_num_samples(two_cpu_strategy):
         model.fit(_toy_data(32), batch_size=16, epochs=1, verbose=0)
     for a, b in zip(before, _weights(model)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("gather_psi", [True, False], ids=["gather", "replicated"])
+def test_mirrored_gathers_psi_only_when_asked(two_cpu_strategy, monkeypatch, gather_psi):
+    from sig_keras.losses import reduction
+
+    calls = []
+    gather = reduction.gather_across_replicas
+
+    def counting_gather(t):
+        calls.append(t.shape)
+        return gather(t)
+
+    monkeypatch.setattr(reduction, "gather_across_replicas", counting_gather)
+    with two_cpu_strategy.scope():
+        # Replicated psi: every replica generates all K, so K need not split.
+        model = _model(num_samples=8 if gather_psi else 7, gather_psi=gather_psi)
+    history = model.fit(_toy_data(32), batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert bool(calls) == gather_psi
 
 
 def test_tensorboard_callback_logs_loss(tmp_path):
@@ -361,6 +384,18 @@ def test_bad_option_scale(scale):
     with pytest.raises(ValueError, match="scale"):
         SIG(mlp_generator(NOISE_DIM, 2, (4,)), layers.NormalConditional(scale),
             noise_dim=NOISE_DIM)
+
+
+def test_bad_option_gather_psi():
+    with pytest.raises(ValueError, match="gather_psi"):
+        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM,
+            gather_psi="yes")
+
+
+def test_get_config_round_trips_gather_psi():
+    model = _model(gather_psi=False)
+    assert model.get_config()["gather_psi"] is False
+    assert SIG.from_config(model.get_config()).gather_psi is False
 
 
 def test_bad_option_loss_in_compile():

@@ -31,7 +31,7 @@ def semi_implicit_log_likelihood(x, psi, conditional):
     return tf.reduce_logsumexp(scores, axis=1) + row - tf.math.log(num_samples)
 
 
-def semi_implicit_loss(x, psi, conditional):
+def semi_implicit_loss(x, psi, conditional, psi_replicated=False):
     """The SIG loss `L_hat` on a batch, in log space, float32.
 
     Args:
@@ -40,6 +40,10 @@ def semi_implicit_loss(x, psi, conditional):
         psi: tensor `[K, *param_shape]`. Generated conditional parameters
             `psi_k = T_phi(eps_k)` (this replica's slice).
         conditional: a `sig_keras.layers.Conditional` (or its name).
+        psi_replicated: bool. True when every replica already holds all `K`
+            samples (the same on each replica, e.g. generated from the same
+            noise): no all-gather is done, and each replica's gradient flows
+            through its own copy of `psi`. Defaults to False.
 
     Returns:
         A float32 scalar. Outside a distribution strategy (or with one
@@ -55,7 +59,8 @@ def semi_implicit_loss(x, psi, conditional):
     x = tf.convert_to_tensor(x)
     psi = tf.convert_to_tensor(psi)
     conditional.check_shapes(x.shape, psi.shape)
-    psi = reduction.gather_across_replicas(psi)
+    if not psi_replicated:
+        psi = reduction.gather_across_replicas(psi)
     per_example = semi_implicit_log_likelihood(x, psi, conditional)
     return -reduction.replica_mean(per_example)
 

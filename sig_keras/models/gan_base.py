@@ -79,9 +79,10 @@ def _check_data_range(data_range):
     return (low, high)
 
 
-def _global_sq_norm(t):
-    """Squared L2 norm of `t` summed over all replicas."""
-    return reduction.all_reduce_sum(tf.reduce_sum(tf.square(tf.cast(t, tf.float32))))
+def _global_norms(*tensors):
+    """L2 norm of each tensor over all replicas, in one all-reduce."""
+    local = tf.stack([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in tensors])
+    return tf.unstack(tf.sqrt(reduction.all_reduce_sum(local)))
 
 
 class AdversarialModel(TwoOptimizerModel):
@@ -182,9 +183,8 @@ class AdversarialModel(TwoOptimizerModel):
         g_cond = tape.gradient(sig, cond_vars) if cond_vars else []
         del tape
         if self.sig_weight == "auto":
-            ratio = tf.sqrt(_global_sq_norm(g_adv)) / (
-                tf.sqrt(_global_sq_norm(g_sig)) + 1e-12
-            )
+            adv_norm, sig_norm = _global_norms(g_adv, g_sig)
+            ratio = adv_norm / (sig_norm + 1e-12)
             m = self.auto_weight_momentum
             ema = tf.where(
                 self.auto_ratio > 0, m * self.auto_ratio + (1.0 - m) * ratio, ratio

@@ -19,9 +19,10 @@ class SIG(GenerativeModel):
 
         L_hat = - (1/N) sum_i [ logsumexp_k log p(x_i | psi_k) - log K ]
 
-    Under a distribution strategy the `K` samples are split across replicas
-    and gathered, so the estimate equals the single-device one on the same
-    global batch.
+    Under a distribution strategy the estimate and its gradient equal the
+    single-device ones on the same global batch: every replica draws the same
+    `K` noise vectors and either generates its share of `psi` and all-gathers
+    them (`gather_psi=True`), or generates all `K` itself (`gather_psi=False`).
 
     Reference: Yin & Zhou, "Semi-Implicit Generative Model".
 
@@ -34,6 +35,14 @@ class SIG(GenerativeModel):
         num_samples: int. `K`, the number of generated `psi` per step (global,
             across replicas). Larger is a tighter bound. Defaults to 1000.
         seed: int or None. Seed of the model's `SeedGenerator`.
+        gather_psi: bool. Only matters with several replicas. True splits the
+            generator's work across replicas and all-gathers `psi` (`K x P`
+            floats per step, and the same back); False repeats the generator
+            on all `K` noise vectors on every replica (R times the generator
+            work, no communication for `psi`), which is faster when the
+            generator is cheap next to the per-step overhead of a collective
+            (the paper's toy models on CPUs; see
+            `benchmarks/strategy_overhead.py`). Defaults to True.
 
     Example:
     >>> gen = sig_keras.models.mlp_generator(noise_dim=10, output_dim=2)
@@ -52,6 +61,7 @@ class SIG(GenerativeModel):
         noise_dim=10,
         num_samples=1000,
         seed=None,
+        gather_psi=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -61,6 +71,9 @@ class SIG(GenerativeModel):
         if self.num_samples < 1:
             raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
         self.seed = seed
+        if not isinstance(gather_psi, bool):
+            raise ValueError(f"`gather_psi` must be True or False; got {gather_psi!r}.")
+        self.gather_psi = gather_psi
         # === Layers ===
         self.generator = generator
         self.conditional = conditionals_lib.get(conditional)
@@ -74,12 +87,21 @@ class SIG(GenerativeModel):
 
     # === Training ===
 
+    def _loss(self, x, training):
+        """This replica's share of the semi-implicit loss on `x`."""
+        if self.gather_psi:
+            noise = self.draw_replica_noise(self.num_samples)
+        else:
+            noise = self.draw_noise(self.num_samples)
+        psi = self.generator(noise, training=training)
+        return semi_implicit_loss(
+            x, psi, self.conditional, psi_replicated=not self.gather_psi
+        )
+
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        noise = self.draw_replica_noise(self.num_samples)
         with tf.GradientTape() as tape:
-            psi = self.generator(noise, training=True)
-            loss = semi_implicit_loss(x, psi, self.conditional)
+            loss = self._loss(x, training=True)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.loss_tracker.update_state(reduction.report_value(loss))
@@ -87,9 +109,7 @@ class SIG(GenerativeModel):
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        noise = self.draw_replica_noise(self.num_samples)
-        psi = self.generator(noise, training=False)
-        loss = semi_implicit_loss(x, psi, self.conditional)
+        loss = self._loss(x, training=False)
         self.loss_tracker.update_state(reduction.report_value(loss))
         return self.metric_logs()
 
@@ -122,6 +142,7 @@ class SIG(GenerativeModel):
                 "noise_dim": self.noise_dim,
                 "num_samples": self.num_samples,
                 "seed": self.seed,
+                "gather_psi": self.gather_psi,
             }
         )
         return config
