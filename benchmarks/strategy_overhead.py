@@ -11,11 +11,13 @@ batch, so the difference is the cost of the strategy itself (per-replica graph
 copies, the all-reduce of the gradients, the all-gather of psi, the sync
 batch-norm statistics), not a speed-up.
 
-    python benchmarks/strategy_overhead.py [--steps 30] [--repeats 3] [--collective]
+    python benchmarks/strategy_overhead.py [--steps 50] [--repeats 10] [--collective]
 
 Models (realistic batch, small networks):
 - SIG: the paper's toy generator (10 -> 100 -> 100 -> 2), K = 1000 psi
-  samples, data batch 256, Normal conditional.
+  samples, data batch 256, Normal conditional; psi all-gathered.
+- SIG, replicated psi: the same with `gather_psi=False` (every replica runs
+  the generator on all K noise vectors; no psi collective).
 - DCGAN-SI: `dcgan_generator`/`dcgan_discriminator` at 16x16x3 with 8 base
   filters (synchronized batch norm), latent 64, batch 64, sig_weight="auto".
 
@@ -26,11 +28,21 @@ fixed time per step (three all-reduces per synchronized batch-norm call, the
 gradient all-reduce, the psi all-gather), so its share falls as the step
 grows.
 
-After a warm-up fit (tracing), the configurations alternate `repeats`
-rounds of `steps` steps each; steps/s (timed from the first to the last batch
-end of a round) is each one's best round (the machine is shared, so the best
-is the least disturbed). Overhead = 1 - (2-replica steps/s) /
-(1-replica steps/s).
+Threads: by default each op runs on one thread and two ops run at once
+(`--intra-op-threads 1 --inter-op-threads 2`). These steps are made of small
+ops, for which splitting one op over both cores costs more than it gains: on
+this 2-core CPU one thread per op makes the 1-replica DCGAN-SI step about 25%
+faster, and with TensorFlow's default (one thread per core per op) two
+replicas oversubscribe the cores, which the overhead figure would then
+mostly measure. `--intra-op-threads 0 --inter-op-threads 0` restores
+TensorFlow's defaults.
+
+After a warm-up fit (tracing), the configurations alternate `repeats` rounds
+of `steps` steps each; a step's time runs from one batch end to the next, and
+each configuration's figure is its median step time over all rounds (the
+machine is shared and its speed drifts; interleaved medians are robust to
+both). Overhead = 1 - (1-replica median step time) / (2-replica median step
+time), i.e. the share of 1-replica throughput lost.
 """
 
 import argparse
@@ -59,7 +71,7 @@ from sig_keras.models.gan import GAN  # noqa: E402
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Steps/s between the end of the first and of the last batch of a fit."""
+    """Durations (s) of the steps of a fit, from one batch end to the next."""
 
     def on_train_begin(self, logs=None):
         self.times = []
@@ -67,12 +79,13 @@ class StepTimer(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.times.append(time.perf_counter())
 
-    def steps_per_second(self):
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+    def durations(self):
+        return np.diff(self.times)
 
 
-def make_sig(batch=256):
-    model = SIG(mlp_generator(10, 2), "normal", noise_dim=10, num_samples=1000, seed=0)
+def make_sig(batch=256, gather_psi=True):
+    model = SIG(mlp_generator(10, 2), "normal", noise_dim=10, num_samples=1000,
+                seed=0, gather_psi=gather_psi)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch * 8, 2)).astype(np.float32)
@@ -98,6 +111,7 @@ def make_dcgan_si(sig_weight="auto", d_batch_norm=True, size=16, filters=8):
 
 MODELS = {
     "sig": make_sig,
+    "sig_replicated_psi": lambda: make_sig(gather_psi=False),
     "dcgan_si": make_dcgan_si,
     # Diagnostics: where the DCGAN-SI overhead comes from.
     "dcgan": lambda: make_dcgan_si(sig_weight=0.0),
@@ -124,7 +138,7 @@ def setup(make, strategy, steps):
     def run():
         model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[timer],
                   verbose=0)
-        return timer.steps_per_second()
+        return timer.durations()
 
     run()  # warm-up: tracing
     return run
@@ -132,16 +146,32 @@ def setup(make, strategy, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", default="sig,dcgan_si")
+    parser.add_argument("--steps", type=int, default=50,
+                        help="steps per round")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="rounds per configuration, interleaved")
+    parser.add_argument("--models", default="sig,sig_replicated_psi,dcgan_si")
     parser.add_argument("--json", default=None, help="also write results here")
     parser.add_argument(
         "--collective", action="store_true",
         help="also time MirroredStrategy with TensorFlow's default collective "
         "all-reduce (what GPUs and multi-worker training use)",
     )
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=1,
+        help="threads per op (0: TensorFlow's default, one per core)",
+    )
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=2,
+        help="ops run concurrently (0: TensorFlow's default, one per core)",
+    )
     args = parser.parse_args()
+    # Before any op runs. See the module docstring for why one thread per op.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    print(f"CPU: {os.cpu_count()} cores, intra-op threads "
+          f"{args.intra_op_threads or 'default'}, inter-op threads "
+          f"{args.inter_op_threads or 'default'}", flush=True)
 
     devices = ["/cpu:0", "/cpu:1"]
     strategies = {
@@ -157,23 +187,32 @@ def main():
     for name in args.models.split(","):
         runs = {label: setup(MODELS[name], strategy, args.steps)
                 for label, strategy in strategies.items()}
-        # Alternate the configurations, keep each one's best round: the
-        # machine is shared, the best round is the least disturbed.
-        rates = {label: [] for label in runs}
+        # Alternate the configurations in short rounds and compare median
+        # step times over all rounds: the machine is shared and its speed
+        # drifts, a median of interleaved steps is robust to both.
+        durations = {label: [] for label in runs}
         for _ in range(args.repeats):
             for label, run in runs.items():
-                rates[label].append(run())
-        best = {label: max(r) for label, r in rates.items()}
-        one = best["1 replica"]
-        results[name] = {"steps_per_second": best, "rounds": rates,
-                         "overhead_pct": {}}
-        line = f"{name:14s} 1 replica {one:8.2f} steps/s"
-        for label, rate in best.items():
+                durations[label].extend(run())
+        median_ms = {label: 1e3 * float(np.median(d)) for label, d in durations.items()}
+        one = median_ms["1 replica"]
+        results[name] = {
+            "median_step_ms": median_ms,
+            "steps_per_second": {k: 1e3 / v for k, v in median_ms.items()},
+            "step_ms_quartiles": {
+                k: [1e3 * float(q) for q in np.percentile(d, [25, 75])]
+                for k, d in durations.items()
+            },
+            "overhead_pct": {},
+        }
+        line = f"{name:18s} 1 replica {1e3 / one:7.1f} steps/s ({one:5.2f} ms)"
+        for label, ms in median_ms.items():
             if label == "1 replica":
                 continue
-            overhead = 100.0 * (1.0 - rate / one)
+            overhead = 100.0 * (1.0 - one / ms)
             results[name]["overhead_pct"][label] = overhead
-            line += f" | {label} {rate:8.2f} steps/s, overhead {overhead:5.1f}%"
+            line += (f" | {label} {1e3 / ms:7.1f} steps/s ({ms:5.2f} ms), "
+                     f"overhead {overhead:5.1f}%")
         print(line, flush=True)
     if args.json:
         with open(args.json, "w") as f:

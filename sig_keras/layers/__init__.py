@@ -6,3 +6,4 @@ from sig_keras.layers.conditionals import NegativeBinomialConditional
 from sig_keras.layers.conditionals import NormalConditional
 from sig_keras.layers.conditionals import PoissonConditional
 from sig_keras.layers.conditionals import get
+from sig_keras.layers.normalization import SyncBatchNormalization

@@ -21,12 +21,15 @@ DCGAN for 32x32x3 (Radford et al., 2016; CIFAR-10, Table 3), `z ~ N(0, I_128)`:
   dense 1. `batch_norm=False` gives the WGAN-GP critic (no batch norm: the
   gradient penalty is per example).
 
-Batch norm is `BatchNormalization(synchronized=True)` so that statistics are
-those of the global batch under a distribution strategy. The toy MLPs are in
+Batch norm is `sig_keras.layers.SyncBatchNormalization` (Keras' synchronized
+batch norm with one all-reduce per call) so that statistics are those of the
+global batch under a distribution strategy. The toy MLPs are in
 `sig_keras.models.networks` (`mlp_generator`, `mlp_discriminator`).
 """
 
 import keras
+
+from sig_keras.layers.normalization import SyncBatchNormalization
 
 _MNIST3_SIZES = {"S": (1.0, 0.5), "M": (1.0, 1.0), "L": (2.0, 1.0)}
 
@@ -41,7 +44,7 @@ def _size(size):
 
 
 def _bn():
-    return keras.layers.BatchNormalization(synchronized=True)
+    return SyncBatchNormalization()
 
 
 def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name):
