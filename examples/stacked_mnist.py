@@ -158,10 +158,12 @@ def main(argv=None):
             print(label, seed, result, flush=True)
 
     print(f"\nStacked MNIST, size {args.size}, {args.steps} steps, {args.samples} samples")
-    print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s}")
+    print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s} "
+          f"{'H(y|x)':>7s} {'H(y)':>6s}")
     for label, seed, r in rows:
         print(f"{label:10s} {seed:4d} {r['inception_score']:6.2f} {r['high_quality']:8.3f} "
-              f"{r['modes']:6.0f} {r['kl']:6.2f}")
+              f"{r['modes']:6.0f} {r['kl']:6.2f} {r['conditional_entropy']:7.3f} "
+              f"{r['marginal_entropy']:6.3f}")
     if args.backup_dir:
         shutil.rmtree(args.backup_dir, ignore_errors=True)  # all runs are done
     return rows

@@ -149,10 +149,14 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Stacked MNIST, size S, 2 steps, 20 samples" in printed
     header = [line for line in printed.splitlines() if line.startswith("model")]
-    assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL"]
+    assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL",
+                                            "H(y|x)", "H(y)"]
     for label, _, r in rows:
         assert 1 <= r["modes"] <= 20 and 1 - 1e-5 <= r["inception_score"] <= 1000
         assert 0 <= r["high_quality"] <= 1 and np.isfinite(r["kl"])
+        # Jensen: E_x H(p(y|x)) <= H(E_x p(y|x)) <= log 1000.
+        assert -1e-5 <= r["conditional_entropy"] <= r["marginal_entropy"] + 1e-5
+        assert r["marginal_entropy"] <= np.log(1000) + 1e-5
         assert any(line.split()[:2] == [label, "0"] for line in printed.splitlines())
         assert _is_png(out / f"{label}_S_seed0" / "samples.png")
 

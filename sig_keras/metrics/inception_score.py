@@ -152,7 +152,11 @@ class InceptionScore(keras.metrics.Metric):
     (detected, or forced with `from_logits`).
 
     `result()` returns `{"inception_score": mean, "inception_score_std": std}`
-    over `splits` splits; fewer samples than splits raise `ValueError`.
+    over `splits` splits (fewer samples than splits raise `ValueError`), and the
+    two label entropies over all samples, in nats: `conditional_entropy`
+    `E_x H(p(y|x))` (low: confident labels) and `marginal_entropy`
+    `H(E_x p(y|x))` (high: diverse labels). With one split,
+    `inception_score = exp(marginal_entropy - conditional_entropy)`.
 
     Args:
         classifier: Keras model or None. None: InceptionV3.
@@ -256,9 +260,14 @@ class InceptionScore(keras.metrics.Metric):
         kl = self.sum_plogp / counts - tf.reduce_sum(
             marginal * tf.math.log(marginal + _EPS), axis=1)
         scores = tf.exp(kl)
+        # Over all samples (no splits): E_x H(p(y|x)) and H(E_x p(y|x)).
+        n = tf.maximum(total, 1.0)
+        pooled = tf.reduce_sum(self.sum_probs, axis=0) / n
         return {
             "inception_score": tf.reduce_mean(scores),
             "inception_score_std": tf.math.reduce_std(scores),
+            "conditional_entropy": -tf.reduce_sum(self.sum_plogp) / n,
+            "marginal_entropy": -tf.reduce_sum(pooled * tf.math.log(pooled + _EPS)),
         }
 
     def reset_state(self):

@@ -12,6 +12,9 @@ generated `[28, 28, 3]` image; the mode is the digit triple
   maximum probability > 0.7 (`threshold`).
 - inception_score: over the 1000 triples, with `p(y | x)` the product of the
   three channel distributions (independent channels), `splits` splits.
+- conditional_entropy, marginal_entropy: Table 2's two entropy columns, in
+  nats over the 1000 triples: `E_x H(p(y | x))` and `H(E_x p(y | x))` (see
+  `InceptionScore`).
 
 `examples/train_mnist_classifier.py` trains and saves a suitable classifier
 (inputs `[28, 28, 1]` in [-1, 1], 10 softmax outputs).
@@ -33,7 +36,8 @@ class StackedMNISTModes(keras.metrics.Metric):
 
     `update_state(images)` takes `[N, 28, 28, 3]` images in the classifier's
     input range; `result()` returns a dict with keys `modes`, `kl`,
-    `high_quality`, `inception_score`, `inception_score_std`.
+    `high_quality`, `inception_score`, `inception_score_std`,
+    `conditional_entropy`, `marginal_entropy`.
 
     Args:
         classifier: Keras model `[n, 28, 28, 1] -> [n, 10]` probabilities or
