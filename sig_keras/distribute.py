@@ -132,6 +132,14 @@ def get_strategy(name="default", devices=None, cross_device_ops=None):
     for arg, value in (("devices", devices), ("cross_device_ops", cross_device_ops)):
         if value is not None and name != "mirrored":
             raise ValueError(f"`{arg}` only applies to 'mirrored'; got {name!r}.")
+    if cross_device_ops is not None and not isinstance(
+        cross_device_ops, tf.distribute.CrossDeviceOps
+    ):
+        raise ValueError(
+            "`cross_device_ops` must be a tf.distribute.CrossDeviceOps, e.g. "
+            "tf.distribute.ReductionToOneDevice() or "
+            f"tf.distribute.NcclAllReduce(); got {cross_device_ops!r}."
+        )
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

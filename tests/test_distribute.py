@@ -143,6 +143,11 @@ def test_get_strategy_names(monkeypatch):
         distribute.get_strategy("multiworker")
 
 
+def test_get_strategy_rejects_a_cross_device_ops_name():
+    with pytest.raises(ValueError, match="must be a tf.distribute.CrossDeviceOps.*'nccl'"):
+        distribute.get_strategy("mirrored", cross_device_ops="nccl")
+
+
 def test_add_strategy_flag():
     import argparse
 
