@@ -168,3 +168,8 @@ def test_config_round_trip():
         keras.saving.serialize_keras_object(layer)
     )
     assert isinstance(restored, SyncBatchNormalization)
+
+
+def test_bad_option_synchronized_false():
+    with pytest.raises(ValueError, match="always synchronized"):
+        SyncBatchNormalization(synchronized=False)

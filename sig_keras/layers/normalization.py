@@ -31,7 +31,11 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def __init__(self, **kwargs):
-        kwargs.pop("synchronized", None)
+        if not kwargs.pop("synchronized", True):
+            raise ValueError(
+                "SyncBatchNormalization is always synchronized; use "
+                "keras.layers.BatchNormalization for per-replica statistics."
+            )
         super().__init__(synchronized=True, **kwargs)
 
     def _moments(self, inputs, mask):
