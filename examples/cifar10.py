@@ -81,11 +81,6 @@ def parse_args(argv=None):
         p.error(f"--classifier {args.classifier} does not exist")
     if args.backup_dir and os.path.isfile(args.backup_dir):
         p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
-    if args.strategy == "multiworker":
-        try:
-            distribute.parse_tf_config()
-        except ValueError as e:
-            p.error(str(e))
     return args
 
 

@@ -144,11 +144,6 @@ def main(argv=None):
         p.error(f"--max-count must be >= 0; got {args.max_count}")
     if args.backup_dir and os.path.isfile(args.backup_dir):
         p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
-    if args.strategy == "multiworker":
-        try:
-            distribute.parse_tf_config()
-        except ValueError as e:
-            p.error(str(e))
     strategy = distribute.get_strategy(args.strategy)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.backup_dir:

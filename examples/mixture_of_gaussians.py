@@ -373,11 +373,6 @@ def parse_args(argv=None):
         p.error(f"--lr must be positive; got {args.lr}")
     if args.conditional_scale <= 0:
         p.error(f"--conditional-scale must be positive; got {args.conditional_scale}")
-    if args.strategy == "multiworker":
-        try:
-            distribute.parse_tf_config()
-        except ValueError as e:
-            p.error(str(e))
     if args.fast:
         args.steps = args.steps or 200
         args.seeds = 1

@@ -87,11 +87,6 @@ def parse_args(argv=None):
                 "examples/train_mnist_classifier.py")
     if args.backup_dir and os.path.isfile(args.backup_dir):
         p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
-    if args.strategy == "multiworker":
-        try:
-            distribute.parse_tf_config()
-        except ValueError as e:
-            p.error(str(e))
     return args
 
 

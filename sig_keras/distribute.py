@@ -22,6 +22,7 @@ Example:
 >>> model.fit(dataset, epochs=10)
 """
 
+import argparse
 import json
 import os
 
@@ -162,14 +163,27 @@ def _all_cpus(devices):
     )
 
 
+def _strategy_name(name):
+    """argparse `type` of `--strategy`: 'multiworker' needs a valid TF_CONFIG."""
+    if name == "multiworker":
+        try:
+            parse_tf_config()
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
 def add_strategy_flag(parser, default="default"):
     """Adds `--strategy {default,mirrored,multiworker}` to an argparse parser.
 
-    Use with `get_strategy(args.strategy)`, called before any other
-    TensorFlow op (a `MultiWorkerMirroredStrategy` must be created first).
+    `--strategy multiworker` without a valid `TF_CONFIG` is a usage error
+    (the message shows a valid one), raised while parsing, before any
+    TensorFlow work. Use with `get_strategy(args.strategy)`, called before any
+    other TensorFlow op (a `MultiWorkerMirroredStrategy` must be created
+    first).
     """
     parser.add_argument(
-        "--strategy", choices=STRATEGIES, default=default,
+        "--strategy", type=_strategy_name, choices=STRATEGIES, default=default,
         help="distribution strategy: one device, all local devices, or "
         "several machines configured by TF_CONFIG",
     )
