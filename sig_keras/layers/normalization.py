@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from sig_keras.losses import reduction
+
 
 @keras.saving.register_keras_serializable(package="sig_keras")
 class SyncBatchNormalization(keras.layers.BatchNormalization):
@@ -40,8 +42,8 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
         super().__init__(synchronized=True, **kwargs)
 
     def _moments(self, inputs, mask):
-        ctx = tf.distribute.get_replica_context() if tf.distribute.has_strategy() else None
-        if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
+        replicas = reduction.num_replicas()
+        if mask is not None or replicas == 1:
             return super()._moments(inputs, mask)
         axes = self._reduction_axes
         shift = tf.stop_gradient(tf.cast(self.moving_mean, inputs.dtype))
@@ -50,20 +52,17 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
             tf.reduce_sum(centered, axis=axes),
             tf.reduce_sum(tf.square(centered), axis=axes),
         ]
-        static = inputs.shape.is_fully_defined()
-        if static:
+        if inputs.shape.is_fully_defined():
             local_count = inputs.shape.num_elements() // sums[0].shape.num_elements()
+            total, total_sq = tf.unstack(reduction.all_reduce_sum(tf.stack(sums)))
+            count = tf.constant(float(local_count * replicas), inputs.dtype)
         else:
             local_count = tf.cast(tf.size(inputs) // tf.size(sums[0]), inputs.dtype)
             sums.append(tf.fill(tf.shape(sums[0]), local_count))
-        reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack(sums))
-        if static:
-            count = tf.constant(float(local_count * ctx.num_replicas_in_sync), inputs.dtype)
-        else:
-            count = reduced[2]
-        centered_mean = tf.math.divide_no_nan(reduced[0], count)
+            total, total_sq, count = tf.unstack(reduction.all_reduce_sum(tf.stack(sums)))
+        centered_mean = tf.math.divide_no_nan(total, count)
         variance = tf.maximum(
-            tf.math.divide_no_nan(reduced[1], count) - tf.square(centered_mean), 0.0
+            tf.math.divide_no_nan(total_sq, count) - tf.square(centered_mean), 0.0
         )
         return shift + centered_mean, variance
 
