@@ -34,22 +34,17 @@ def _data():
     return tf.data.Dataset.from_tensor_slices(x).batch(BATCH, drop_remainder=True)
 
 
-def _make_sig():
+def _make_sig(gather_psi=True):
     model = SIG(
         mlp_generator(4, 2, hidden_units=(16, 16)),
-        "normal", noise_dim=4, num_samples=64, seed=3,
+        "normal", noise_dim=4, num_samples=64, seed=3, gather_psi=gather_psi,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
 
 
 def _make_sig_replicated():
-    model = SIG(
-        mlp_generator(4, 2, hidden_units=(16, 16)),
-        "normal", noise_dim=4, num_samples=64, seed=3, gather_psi=False,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    return model
+    return _make_sig(gather_psi=False)
 
 
 def _make_gan_si():
