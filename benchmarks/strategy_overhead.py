@@ -12,6 +12,7 @@ copies, the all-reduce of the gradients, the all-gather of psi, the sync
 batch-norm statistics), not a speed-up.
 
     python benchmarks/strategy_overhead.py [--steps 50] [--repeats 10] [--collective]
+        [--malloc-top-pad-mib 64]
 
 Models (realistic batch, small networks):
 - SIG: the paper's toy generator (10 -> 100 -> 100 -> 2), K = 1000 psi
@@ -24,7 +25,7 @@ Models (realistic batch, small networks):
 Other `--models` (diagnostics): `dcgan` (no SIG term), `dcgan_si_no_d_bn`
 (no batch norm in the discriminator), `sig_batch1024`, `dcgan_si_32px`
 (32x32x3, 32 base filters: CIFAR-10's shape). The strategy costs a roughly
-fixed time per step (three all-reduces per synchronized batch-norm call, the
+fixed time per step (one all-reduce per synchronized batch-norm call, the
 gradient all-reduce, the psi all-gather), so its share falls as the step
 grows.
 
@@ -36,6 +37,13 @@ faster, and with TensorFlow's default (one thread per core per op) two
 replicas oversubscribe the cores, which the overhead figure would then
 mostly measure. `--intra-op-threads 0 --inter-op-threads 0` restores
 TensorFlow's defaults.
+
+Host memory: by default glibc gives the free top of every malloc arena back
+to the kernel after each step, which several replicas (allocating from several
+threads, hence several arenas) pay for in page faults every step.
+`--malloc-top-pad-mib 64` applies `sig_keras.distribute.set_malloc_top_pad`
+(the `MALLOC_TOP_PAD_` setting) before any model is built; the default, 0,
+leaves glibc's defaults alone.
 
 After a warm-up fit (tracing), the configurations alternate `repeats` rounds
 of `steps` steps each; a step's time runs from one batch end to the next, and
@@ -165,13 +173,24 @@ def main():
         "--inter-op-threads", type=int, default=2,
         help="ops run concurrently (0: TensorFlow's default, one per core)",
     )
+    parser.add_argument(
+        "--malloc-top-pad-mib", type=int, default=0,
+        help="free memory (MiB) each glibc malloc arena keeps instead of "
+        "returning it to the kernel (0: leave glibc's defaults)",
+    )
     args = parser.parse_args()
+    if not 0 <= args.malloc_top_pad_mib < 2048:
+        parser.error("--malloc-top-pad-mib must be in [0, 2048) (a C int of bytes)")
+    if args.malloc_top_pad_mib:
+        distribute.set_malloc_top_pad(args.malloc_top_pad_mib << 20)
     # Before any op runs. See the module docstring for why one thread per op.
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     print(f"CPU: {os.cpu_count()} cores, intra-op threads "
           f"{args.intra_op_threads or 'default'}, inter-op threads "
-          f"{args.inter_op_threads or 'default'}", flush=True)
+          f"{args.inter_op_threads or 'default'}, malloc top pad "
+          f"{f'{args.malloc_top_pad_mib} MiB' if args.malloc_top_pad_mib else 'glibc default'}",
+          flush=True)
 
     devices = ["/cpu:0", "/cpu:1"]
     strategies = {
@@ -215,8 +234,16 @@ def main():
                      f"overhead {overhead:5.1f}%")
         print(line, flush=True)
     if args.json:
+        settings = {
+            "cpu_count": os.cpu_count(),
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "intra_op_threads": args.intra_op_threads,
+            "inter_op_threads": args.inter_op_threads,
+            "malloc_top_pad_mib": args.malloc_top_pad_mib,
+        }
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"settings": settings, "models": results}, f, indent=2)
 
 
 if __name__ == "__main__":
