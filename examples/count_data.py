@@ -71,7 +71,6 @@ def fit_target(name, args, strategy):
             noise_dim=NOISE_DIM,
             num_samples=args.num_samples,
             seed=args.seed,
-            gather_psi=False,  # cheap generator: no psi all-gather across replicas
         )
         schedule = keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule))

@@ -104,10 +104,6 @@ def build_sig(args, seed, steps, lr, strategy):
         noise_dim=NOISE_DIM,
         num_samples=args.num_samples,
         seed=seed,
-        # The toy generator is cheap: under several replicas each one
-        # generates all K psi rather than all-gathering them (faster here,
-        # same gradients; README "Scaling out").
-        gather_psi=False,
     )
     model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
                   jit_compile=_jit(args, strategy),

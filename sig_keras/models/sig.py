@@ -39,10 +39,11 @@ class SIG(GenerativeModel):
             generator's work across replicas and all-gathers `psi` (`K x P`
             floats per step, and the same back); False repeats the generator
             on all `K` noise vectors on every replica (R times the generator
-            work, no communication for `psi`), which is faster when the
-            generator is cheap next to the per-step overhead of a collective
-            (the paper's toy models on CPUs; see
-            `benchmarks/strategy_overhead.py`). Defaults to True.
+            work, no communication for `psi`), for generators cheaper than a
+            collective's latency (e.g. across slow links). On this project's
+            CPU benchmark it was not faster: 24% overhead against 0% for True
+            on the toy SIG step (`benchmarks/strategy_overhead.py
+            --malloc-top-pad-mib 64`). Defaults to True.
 
     Example:
     >>> gen = sig_keras.models.mlp_generator(noise_dim=10, output_dim=2)
