@@ -10,6 +10,11 @@ statistics are computed once, written with `metric.save_reference(path)` (a
 so evaluating many checkpoints does not recompute the real features. The
 file holds `mu`, `sigma` and `num_samples` (FID; the keys clean-fid uses) or
 `features` (KID, precision/recall; FID reads those too).
+
+Distribution strategies: the metrics are meant to be updated outside replica
+contexts (or on outputs all-gathered to one replica); they are not tested
+under a strategy, and the growing feature buffers cannot be updated from
+several replicas.
 """
 
 import os

@@ -16,9 +16,9 @@ generator that drops half the modes keeps precision near 1 and halves
 recall and coverage.
 
 Memory: all `N` real and `M` generated features are kept (a growing float32
-buffer, as in `KernelDistance`), and `result()` computes squared distances
-(float64, `||a||^2 - 2 a.b + ||b||^2`) one block of `block_size` rows
-against one whole set at a time: `O((N + M) d)` plus one
+buffer, as in `KernelDistance`); `result()` works on float64 copies of them
+and computes squared distances (`||a||^2 - 2 a.b + ||b||^2`) one block of
+`block_size` rows against one whole set at a time: `O((N + M) d)` plus one
 `block_size x max(N, M)` block. The blocks run in `tf.while_loop`s, so the
 result can be computed inside `tf.function` too.
 """
@@ -30,14 +30,16 @@ from sig_keras.metrics.feature_metric import FeatureBuffer
 from sig_keras.metrics.feature_metric import FeatureMetric
 
 
-def _squared_distances(a, b):
-    """`[n_a, n_b]` squared Euclidean distances, float64, clipped at 0."""
-    a = tf.cast(a, tf.float64)
-    b = tf.cast(b, tf.float64)
-    sq = (tf.reduce_sum(tf.square(a), 1)[:, tf.newaxis]
-          - 2.0 * tf.matmul(a, b, transpose_b=True)
-          + tf.reduce_sum(tf.square(b), 1)[tf.newaxis, :])
+def _squared_distances(a, b, a_sq, b_sq):
+    """`[n_a, n_b]` squared Euclidean distances from float64 rows and their
+    squared norms, clipped at 0."""
+    sq = a_sq[:, tf.newaxis] - 2.0 * tf.matmul(a, b, transpose_b=True) + b_sq[tf.newaxis, :]
     return tf.maximum(sq, 0.0)
+
+
+def _as_float64(features):
+    features = tf.cast(features, tf.float64)
+    return features, tf.reduce_sum(tf.square(features), axis=1)
 
 
 def _blocks(n, block_size, body, init):
@@ -59,10 +61,11 @@ def knn_squared_radii(features, k, block_size=1024):
     The row itself is at distance 0, so this is the (k+1)-th smallest
     distance in its row of the pairwise matrix, computed block by block.
     """
+    features, norms = _as_float64(features)
     n = tf.shape(features)[0]
 
     def body(start, end, radii):
-        sq = _squared_distances(features[start:end], features)
+        sq = _squared_distances(features[start:end], features, norms[start:end], norms)
         kth = -tf.math.top_k(-sq, k + 1, sorted=True).values[:, k]
         return radii.write(radii.size(), kth)
 
@@ -77,8 +80,8 @@ def precision_recall_density_coverage(real, generated, k=5, block_size=1024):
     Returns a dict of float64 scalars. Needs at least `k + 1` rows per set
     (not checked here; `PrecisionRecall` checks).
     """
-    real = tf.convert_to_tensor(real)
-    generated = tf.convert_to_tensor(generated)
+    real, real_sq = _as_float64(real)
+    generated, gen_sq = _as_float64(generated)
     real_radii = knn_squared_radii(real, k, block_size)  # [N]
     gen_radii = knn_squared_radii(generated, k, block_size)  # [M]
     n = tf.shape(real)[0]
@@ -86,7 +89,8 @@ def precision_recall_density_coverage(real, generated, k=5, block_size=1024):
 
     def body(start, end, state):
         precise, dense, recalled, nearest = state
-        sq = _squared_distances(generated[start:end], real)  # [b, N]
+        sq = _squared_distances(generated[start:end], real, gen_sq[start:end],
+                                real_sq)  # [b, N]
         in_real = sq <= real_radii[tf.newaxis, :]
         in_gen = sq <= gen_radii[start:end, tf.newaxis]
         return (
