@@ -51,13 +51,17 @@ from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
+from sig_keras.metrics import FrechetDistance  # noqa: E402
+from sig_keras.metrics import KernelDistance  # noqa: E402
+from sig_keras.metrics import PrecisionRecall  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
+from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
-           "marginal_entropy")
+           "marginal_entropy", "fid", "kid", "precision", "recall", "density", "coverage")
 
 
 def _float_list(text):
@@ -98,6 +102,14 @@ def parse_args(argv=None):
                    "DCGAN-SI run per value)")
     p.add_argument("--sig-scale", type=_float_list, default=[0.1],
                    help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
+    p.add_argument("--discriminator-batch-norm", action="store_true",
+                   help="batch norm in the discriminator (off by default: with real "
+                   "and generated images in separate batches it normalises away their "
+                   "difference in mean brightness, and DCGAN stops learning it)")
+    p.add_argument("--feature-samples", type=int, default=10_000,
+                   help="real and generated samples for FID, KID (100 subsets of up to "
+                   "1000) and precision/recall/density/coverage (k=5) on the digit "
+                   "classifier's penultimate features of each channel")
     p.add_argument("--eval-every", type=int, default=None,
                    help="steps between mode evaluations during training "
                    "(default: steps / 10)")
@@ -135,9 +147,11 @@ def parse_args(argv=None):
         p.error(f"--npz {args.npz} does not exist")
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
-    for flag in ("steps", "batch_size", "eval_every", "eval_samples"):
+    for flag in ("steps", "batch_size", "eval_every", "eval_samples", "feature_samples"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
+    if args.feature_samples < 6:
+        p.error(f"--feature-samples must be >= 6 (k + 1 for k = 5); got {args.feature_samples}")
     if args.samples < SPLITS:
         p.error(f"--samples must be >= {SPLITS} (inception score splits); got {args.samples}")
     if not os.path.exists(args.classifier):
@@ -166,7 +180,36 @@ def _run_name(label, size, seed):
     return f"{safe}_{size}_seed{seed}"
 
 
-def train_and_evaluate(args, spec, seed, strategy, classifier):
+def real_features(args, extractor):
+    """Classifier features of `--feature-samples` real Stacked MNIST images (fixed seed)."""
+    data = sig_keras.datasets.stacked_mnist(
+        "train", 1000, seed=12_345, data_dir=args.data_dir, source=args.source, path=args.npz)
+    feats, count = [], 0
+    for images, _ in data:
+        feats.append(extractor(images[: args.feature_samples - count]))
+        count += int(feats[-1].shape[0])
+        if count >= args.feature_samples:
+            break
+    return keras.ops.concatenate(feats, axis=0)
+
+
+def feature_metrics(real, generated):
+    """FID, KID, precision/recall/density/coverage of two feature sets."""
+    out = {}
+    fid = FrechetDistance(num_features=real.shape[-1])
+    fid.update_state_from_features(real, generated)
+    out["fid"] = float(fid.result())
+    kid = KernelDistance(num_features=real.shape[-1],
+                         subset_size=min(1000, real.shape[0], generated.shape[0]))
+    kid.update_state_from_features(real, generated)
+    out.update({k: float(v) for k, v in kid.result().items()})
+    pr = PrecisionRecall(num_features=real.shape[-1], k=5)
+    pr.update_state_from_features(real, generated)
+    out.update({k: float(v) for k, v in pr.result().items()})
+    return out
+
+
+def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
     label, weight, auto_scale, sigma = spec
     run_dir = os.path.join(args.out, _run_name(label, args.size, seed))
     start = time.perf_counter()
@@ -180,7 +223,8 @@ def train_and_evaluate(args, spec, seed, strategy, classifier):
     # === Model ===
     with strategy.scope():
         model = GAN(sig_keras.models.mnist3_generator(args.size),
-                    sig_keras.models.mnist3_discriminator(args.size),
+                    sig_keras.models.mnist3_discriminator(
+                        args.size, batch_norm=args.discriminator_batch_norm),
                     latent_dim=256, sig_weight=weight, conditional=NormalConditional(sigma),
                     auto_sig_scale=auto_scale, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
@@ -206,12 +250,16 @@ def train_and_evaluate(args, spec, seed, strategy, classifier):
         raise SystemExit(f"{label} seed {seed}: {stop_on_nan.message}")
     # === Evaluate ===
     metric = StackedMNISTModes(classifier, splits=SPLITS)
+    generated = []
     for start_index in range(0, args.samples, 1000):
-        metric.update_state(model.sample(min(1000, args.samples - start_index),
-                                         seed=start_index))
+        images = model.sample(min(1000, args.samples - start_index), seed=start_index)
+        metric.update_state(images)
+        if start_index < args.feature_samples:
+            generated.append(extractor(images[: args.feature_samples - start_index]))
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
     model.generator.save(os.path.join(run_dir, "generator.keras"))
     result = {k: float(v) for k, v in metric.result().items()}
+    result.update(feature_metrics(real, keras.ops.concatenate(generated, axis=0)))
     result["wall_s"] = time.perf_counter() - start
     result["history"] = evaluation.history
     return result
@@ -225,26 +273,29 @@ def _write_atomic(path, text):
 
 def write_tables(args, rows):
     """table2.md and table2.csv in `args.out`: one row per run, then means."""
-    header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)",
-              "wall s"]
+    header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)", "FID",
+              "KID", "precision", "recall", "density", "coverage", "wall s"]
+    formats = (".2f", ".3f", ".0f", ".3f", ".3f", ".3f", ".2f", ".4f", ".3f", ".3f", ".3f",
+               ".3f", ".0f")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     records = []
     for label, seed, r in rows:
         values = [r[c] for c in COLUMNS] + [r.get("wall_s", float("nan"))]
         records.append([label, seed] + values)
-        lines.append(f"| {label} | {seed} | {values[0]:.2f} | {values[1]:.3f} | "
-                     f"{values[2]:.0f} | {values[3]:.3f} | {values[4]:.3f} | "
-                     f"{values[5]:.3f} | {values[6]:.0f} |")
+        cells = [f"{v:{fmt}}" for v, fmt in zip(values, formats)]
+        lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
     import numpy as np
 
     labels = list(dict.fromkeys(label for label, _, _ in rows))
     if any(sum(1 for lab, _, _ in rows if lab == label) > 1 for label in labels):
-        lines += ["", "| model (mean +- std over seeds) | IS | high quality | modes | KL |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| model (mean +- std over seeds) | IS | high quality | modes | KL | "
+                  "FID | KID | recall | coverage |", "|---|---|---|---|---|---|---|---|---|"]
         for label in labels:
             rs = [r for lab, _, r in rows if lab == label]
             cell = []
-            for c, fmt in zip(COLUMNS[:4], (".2f", ".3f", ".1f", ".3f")):
+            for c, fmt in (("inception_score", ".2f"), ("high_quality", ".3f"), ("modes", ".1f"),
+                           ("kl", ".3f"), ("fid", ".2f"), ("kid", ".4f"), ("recall", ".3f"),
+                           ("coverage", ".3f")):
                 v = np.array([r[c] for r in rs])
                 cell.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
             lines.append(f"| {label} ({len(rs)} seeds) | " + " | ".join(cell) + " |")
@@ -292,6 +343,8 @@ def main(argv=None):
     args = parse_args(argv)
     strategy = distribute.get_strategy(args.strategy)
     classifier = keras.saving.load_model(args.classifier)
+    extractor = mnist_classifier_features(classifier)
+    real = real_features(args, extractor)
     rows = []
     for seed in args.seed_list:
         for spec in run_specs(args):
@@ -306,7 +359,8 @@ def main(argv=None):
                 with open(finished) as f:
                     result = json.load(f)
             else:
-                result = train_and_evaluate(args, spec, seed, strategy, classifier)
+                result = train_and_evaluate(args, spec, seed, strategy, classifier,
+                                            extractor, real)
                 if finished:
                     _write_atomic(finished, json.dumps(result))
             rows.append((label, seed, result))
@@ -315,11 +369,13 @@ def main(argv=None):
 
     print(f"\nStacked MNIST, size {args.size}, {args.steps} steps, {args.samples} samples")
     print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s} "
-          f"{'H(y|x)':>7s} {'H(y)':>6s} {'wall s':>7s}")
+          f"{'H(y|x)':>7s} {'H(y)':>6s} {'FID':>7s} {'KID':>7s} {'recall':>6s} "
+          f"{'cover.':>6s} {'wall s':>7s}")
     for label, seed, r in rows:
         print(f"{label:10s} {seed:4d} {r['inception_score']:6.2f} {r['high_quality']:8.3f} "
               f"{r['modes']:6.0f} {r['kl']:6.2f} {r['conditional_entropy']:7.3f} "
-              f"{r['marginal_entropy']:6.3f} {r['wall_s']:7.0f}")
+              f"{r['marginal_entropy']:6.3f} {r['fid']:7.2f} {r['kid']:7.4f} "
+              f"{r['recall']:6.3f} {r['coverage']:6.3f} {r['wall_s']:7.0f}")
     write_tables(args, rows)
     plot_history(args, rows)
     with open(os.path.join(args.out, "results.json"), "w") as f:

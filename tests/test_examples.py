@@ -161,7 +161,8 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     assert "Stacked MNIST, size S, 2 steps, 20 samples" in printed
     header = [line for line in printed.splitlines() if line.startswith("model")]
     assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL",
-                                            "H(y|x)", "H(y)", "wall", "s"]
+                                            "H(y|x)", "H(y)", "FID", "KID", "recall",
+                                            "cover.", "wall", "s"]
     for label, _, r in rows:
         assert 1 <= r["modes"] <= 20 and 1 - 1e-5 <= r["inception_score"] <= 1000
         assert 0 <= r["high_quality"] <= 1 and np.isfinite(r["kl"])
@@ -174,6 +175,10 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
         # Evaluations at step 0 and at the end (--eval-every defaults to steps / 10).
         assert [step for step, _ in r["history"]] == [0, 1, 2]
         assert r["wall_s"] > 0
+        assert r["fid"] >= 0 and np.isfinite(r["kid"])
+        for key in ("precision", "recall", "coverage"):
+            assert 0 <= r[key] <= 1
+        assert r["density"] >= 0
     table = (out / "table2.md").read_text()
     assert "| DCGAN | 0 |" in table and "| DCGAN-SI | 0 |" in table
     with open(out / "table2.csv") as f:
