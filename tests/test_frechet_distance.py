@@ -242,3 +242,28 @@ def test_unknown_extractor_name_and_unknown_width():
 def test_sample_weight_rejected():
     with pytest.raises(ValueError, match="sample_weight"):
         _fid().update_state(None, np.zeros((3, 6), np.float32), sample_weight=np.ones(3))
+
+
+class _ShiftModel(keras.Model):
+    """A 'generator' adding 1 to the data; FID tracked in `test_step`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fid = FrechetDistance(feature_extractor="identity", num_features=6)
+
+    @property
+    def metrics(self):
+        return [self.fid]
+
+    def test_step(self, data):
+        self.fid.update_state(data, data + 1.0)
+        return {"fid": self.fid.result()}
+
+
+def test_inside_test_step_with_evaluate():
+    x = _features(64, 6, 11)
+    model = _ShiftModel()
+    model.compile()
+    logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    # Identical covariances, means 1 apart in each of 6 dimensions.
+    np.testing.assert_allclose(logs["fid"], 6.0, rtol=1e-4)
