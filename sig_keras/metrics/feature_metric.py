@@ -321,8 +321,8 @@ class FeatureBuffer:
         def grow():
             new_capacity = tf.maximum(end, 2 * capacity)
             self.data.assign(tf.concat(
-                [self.data[:start],
-                 tf.zeros([new_capacity - start, self.num_features], tf.float32)], 0))
+                [self.data, tf.zeros([new_capacity - capacity, self.num_features],
+                                     tf.float32)], 0))
             return tf.constant(True)
 
         tf.cond(end > capacity, grow, lambda: tf.constant(False))
