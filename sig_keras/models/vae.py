@@ -19,13 +19,20 @@ class VAE(GenerativeModel):
     `sigma = softplus(rho) + min_scale` (pre-softplus scale, not a
     log-variance).
 
-    Each training step minimises the negative ELBO, averaged over the batch:
+    Each training step minimises the negative ELBO (with `kl_weight = 1`),
+    averaged over the batch:
 
-        L = - E_q[log p(x | decoder(z))] + KL(q(z | x) || N(0, I))
+        L = - E_q[log p(x | decoder(z))] + kl_weight * KL(q(z | x) || N(0, I))
         z = mu + sigma * eps,  eps ~ N(0, I)      (reparameterisation, 1 draw)
         KL = sum_j [ (mu_j^2 + sigma_j^2 - 1) / 2 - log sigma_j ]   (analytic)
 
     with `log p(x | psi)` from `conditional.distribution(psi).log_prob(x)`.
+    `kl_weight != 1` is the beta-VAE objective (Higgins et al., 2017); a weight
+    above 1 pulls the aggregate posterior towards the prior, so fewer prior
+    draws land in the gaps between the regions the encoder uses (the decoder
+    maps those gaps between modes). The logged `kl` is the unweighted KL and
+    `loss` the weighted objective.
+
     `sample(n)` draws `z` from the prior, decodes it and samples the
     conditional (so samples include the decoder noise).
 
@@ -42,6 +49,8 @@ class VAE(GenerativeModel):
             `NormalConditional` with fixed scale 0.1 (the paper's toy value).
         min_scale: float. Added to the encoder's softplus scale so that
             `log sigma` stays finite. Defaults to 1e-4.
+        kl_weight: float. Weight (> 0) of the KL term. Defaults to 1 (the
+            ELBO).
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
@@ -62,6 +71,7 @@ class VAE(GenerativeModel):
         latent_dim,
         conditional="normal",
         min_scale=1e-4,
+        kl_weight=1.0,
         seed=None,
         **kwargs,
     ):
@@ -81,6 +91,12 @@ class VAE(GenerativeModel):
         self.min_scale = float(min_scale)
         if not self.min_scale >= 0:
             raise ValueError(f"`min_scale` must be >= 0; got {min_scale}.")
+        try:
+            self.kl_weight = float(kl_weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"`kl_weight` must be a positive number; got {kl_weight!r}.") from None
+        if not 0 < self.kl_weight < float("inf"):
+            raise ValueError(f"`kl_weight` must be a finite number > 0; got {kl_weight}.")
         self.seed = seed
         # === Layers ===
         self.encoder = encoder
@@ -125,7 +141,9 @@ class VAE(GenerativeModel):
     def _update_trackers(self, reconstruction, kl):
         rec_share = reduction.replica_mean(reconstruction)
         kl_share = reduction.replica_mean(kl)
-        self.loss_tracker.update_state(reduction.report_value(rec_share + kl_share))
+        self.loss_tracker.update_state(
+            reduction.report_value(rec_share + self.kl_weight * kl_share)
+        )
         self.reconstruction_tracker.update_state(reduction.report_value(rec_share))
         self.kl_tracker.update_state(reduction.report_value(kl_share))
 
@@ -133,7 +151,7 @@ class VAE(GenerativeModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             reconstruction, kl = self._compute_losses(x, training=True)
-            loss = reduction.replica_mean(reconstruction + kl)
+            loss = reduction.replica_mean(reconstruction + self.kl_weight * kl)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self._update_trackers(reconstruction, kl)
@@ -171,6 +189,7 @@ class VAE(GenerativeModel):
                 "latent_dim": self.latent_dim,
                 "conditional": keras.saving.serialize_keras_object(self.conditional),
                 "min_scale": self.min_scale,
+                "kl_weight": self.kl_weight,
                 "seed": self.seed,
             }
         )

@@ -19,24 +19,47 @@ def _logits(t):
 
 @keras.saving.register_keras_serializable(package="sig_keras")
 class VEEGAN(TwoOptimizerModel):
-    """VEEGAN: generator `G`, reconstructor `F: x -> z`, joint discriminator `D(x, z)`.
+    """VEEGAN: generator `G`, Gaussian reconstructor `F(z | x)`, joint discriminator `D(x, z)`.
 
     Implemented objective (Algorithm 1 of the paper, one noise draw per data
     point, simultaneous updates from the same batch):
 
-        D: minimise  -mean[ log sigmoid(D(x, F(x))) + log(1 - sigmoid(D(G(z), z))) ]
+        v = F(x) + s * n,  n ~ N(0, I)           (a sample of F(z | x) = N(F(x), s^2 I))
+        D: minimise  -mean[ log sigmoid(D(x, v)) + log(1 - sigmoid(D(G(z), z))) ]
         G, F: minimise
-            mean[ -D(G(z), z) ] + reconstruction_weight * mean ||z - F(G(z))||^2
+            mean[ -D(G(z), z) ]
+            + reconstruction_weight * mean[ ||z - F(G(z))||^2 / (2 s^2) ]
 
-    `D` labels data pairs `(x, F(x))` as 1 and generated pairs `(G(z), z)` as
-    0, so at its optimum its logit is `log p(x) F(z | x) / p0(z) G(x | z)` and
-    `mean[-D(G(z), z)]` estimates `KL(q(x, z) || p(x, z))`, the paper's
-    adversarial term (its logit with the opposite label convention). `F`
-    receives only the reconstruction gradient (the adversarial term does not
-    depend on it), as in Algorithm 1. The reconstruction distance is the
-    squared L2 norm (a Gaussian reconstructor up to constants). The
-    discriminator sees `concat([flatten(x), z], axis=-1)`, so its input width is
-    `data_dim + latent_dim`.
+    Every choice and where it comes from (the paper's Algorithm 1 and the
+    authors' 2-D notebook, `VEEGAN_2D_RING.ipynb` in github akashgit/VEEGAN):
+
+    - Reconstructor: Gaussian, `F(z | x) = N(F(x), s^2 I)` with a fixed
+      `s = reconstructor_scale`, 1 by default (the notebook's
+      `Normal(loc=F(x), scale=1)`). The discriminator's data pairs use a
+      *sample* `v ~ F(z | x)` (Algorithm 1: `v_i ~ F_gamma(x_i)`), not the mean.
+      With the mean, `(x, F(x))` lies on a `data_dim`-dimensional surface of
+      the joint space while `(G(z), z)` spans `latent_dim` dimensions: the
+      discriminator separates the two from `z` alone and its gradient tells
+      the generator nothing about the data (an earlier version did this and
+      found under one of the 25 grid modes).
+    - Reconstruction distance: `d(z, x) = -log F(z | x)` up to its constant,
+      `||z - F(G(z))||^2 / (2 s^2)`, weight `reconstruction_weight` (1 in the
+      paper and the notebook, whose generator loss is
+      `mean(logit) - mean(log F(z | G(z)))`).
+    - Discriminator input: `concat([flatten(x), z], axis=-1)`, no scaling (the
+      notebook joins `[z, x]`; the order does not matter to a dense layer).
+    - Labels and signs: `D` labels data pairs 1 and generated pairs 0, so at
+      its optimum its logit is `log p(x) F(z | x) / (p0(z) G(x | z))` and
+      `mean[-D(G(z), z)]` estimates `KL(q(x, z) || p(x, z))`, the paper's
+      adversarial term. The notebook uses the opposite labels and minimises
+      `+mean(logit)`: the same objective.
+    - `F` receives only the reconstruction gradient (the adversarial term does
+      not depend on it), as in Algorithm 1 and the notebook.
+    - Not here: the notebook feeds its generator one extra noise coordinate
+      (`eps_dim = 1`) beside a 254-d `z`; any extra noise is part of `z` here.
+      The latent width, network sizes, optimizers and step counts are the
+      caller's (for Table 1: `examples/mixture_of_gaussians.py`, which
+      documents where they come from).
 
     Reference: Srivastava, Valkov, Russell, Gutmann & Sutton, "VEEGAN:
     Reducing Mode Collapse in GANs using Implicit Variational Learning",
@@ -45,10 +68,13 @@ class VEEGAN(TwoOptimizerModel):
     Args:
         generator: `keras.Model`. Noise `[n, latent_dim]` -> samples.
         discriminator: `keras.Model`. `[n, data_dim + latent_dim]` -> one logit.
-        encoder: `keras.Model`. The reconstructor `F`: samples -> `[n, latent_dim]`.
+        encoder: `keras.Model`. The reconstructor's mean `F`: samples ->
+            `[n, latent_dim]`.
         latent_dim: int. Width of `z ~ N(0, I)`.
-        reconstruction_weight: float. Weight (>= 0) of `||z - F(G(z))||^2`.
-            Defaults to 1.
+        reconstruction_weight: float. Weight (>= 0) of the reconstruction
+            term `||z - F(G(z))||^2 / (2 s^2)`. Defaults to 1.
+        reconstructor_scale: float. `s > 0`, the standard deviation of the
+            Gaussian reconstructor. Defaults to 1 (the authors' value).
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
@@ -56,8 +82,8 @@ class VEEGAN(TwoOptimizerModel):
     >>> disc = sig_keras.models.mlp_discriminator(2 + 2)
     >>> enc = sig_keras.models.mlp_encoder(2, 2)
     >>> model = VEEGAN(gen, disc, enc, latent_dim=2)
-    >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3),
-    ...               d_optimizer=keras.optimizers.Adam(1e-3))
+    >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+    ...               d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
     >>> model.fit(dataset, steps_per_epoch=100)
     >>> x = model.sample(1000, seed=0)
     """
@@ -72,6 +98,7 @@ class VEEGAN(TwoOptimizerModel):
         encoder,
         latent_dim,
         reconstruction_weight=1.0,
+        reconstructor_scale=1.0,
         seed=None,
         **kwargs,
     ):
@@ -87,6 +114,18 @@ class VEEGAN(TwoOptimizerModel):
             raise ValueError(
                 "`reconstruction_weight` must be a finite number >= 0; got "
                 f"{reconstruction_weight}."
+            )
+        try:
+            self.reconstructor_scale = float(reconstructor_scale)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "`reconstructor_scale` must be a positive number; got "
+                f"{reconstructor_scale!r}."
+            ) from None
+        if not 0 < self.reconstructor_scale < float("inf"):
+            raise ValueError(
+                "`reconstructor_scale` must be a finite number > 0; got "
+                f"{reconstructor_scale}."
             )
         self.seed = seed
         # === Layers ===
@@ -152,7 +191,9 @@ class VEEGAN(TwoOptimizerModel):
         x = tf.cast(x, tf.float32)
         z = self.draw_noise_like(x)
         fake = self.generator(z, training=training)
-        z_hat = self.encoder(x, training=training)
+        # v ~ F(z | x) = N(F(x), s^2 I): the reconstructor's sample, not its mean.
+        z_hat = _flat(self.encoder(x, training=training))
+        z_hat = z_hat + self.reconstructor_scale * self.draw_noise_like(x)
         real_logits = _logits(
             self.discriminator(tf.concat([_flat(x), _flat(z_hat)], -1), training=training)
         )
@@ -165,7 +206,10 @@ class VEEGAN(TwoOptimizerModel):
             labels=tf.zeros_like(fake_logits), logits=fake_logits
         )
         z_rec = _flat(self.encoder(fake, training=training))
-        reconstruction = tf.reduce_sum(tf.square(z - z_rec), axis=-1)
+        # -log N(z; F(G(z)), s^2 I) up to its constant.
+        reconstruction = tf.reduce_sum(tf.square(z - z_rec), axis=-1) / (
+            2.0 * self.reconstructor_scale**2
+        )
         d_loss = reduction.replica_mean(d_per_example)
         rec_loss = reduction.replica_mean(reconstruction)
         g_loss = reduction.replica_mean(-fake_logits) + self.reconstruction_weight * rec_loss
@@ -219,6 +263,7 @@ class VEEGAN(TwoOptimizerModel):
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "latent_dim": self.latent_dim,
                 "reconstruction_weight": self.reconstruction_weight,
+                "reconstructor_scale": self.reconstructor_scale,
                 "seed": self.seed,
             }
         )
