@@ -87,7 +87,9 @@ class ImageSummary(keras.callbacks.Callback):
         step = self._step() if step is None else int(step)
         images = keras.ops.convert_to_numpy(self.model.generator(self._noise, training=False))
         grid = image_grid(images, data_range=self.data_range)
-        with self._writer.as_default():
+        # Keras' TensorBoard callback installs a global `record_if` (every
+        # `update_freq` steps) that would drop grids between them.
+        with self._writer.as_default(), tf.summary.record_if(True):
             tf.summary.image(self.name, grid[None], step=step)
         self._writer.flush()
 

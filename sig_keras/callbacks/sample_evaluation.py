@@ -88,7 +88,9 @@ class SampleEvaluation(keras.callbacks.Callback):
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(
                     os.path.join(self.log_dir, "eval"))
-            with self._writer.as_default():
+            # Keras' TensorBoard callback installs a global `record_if` (every
+            # `update_freq` steps) that would drop evaluations between them.
+            with self._writer.as_default(), tf.summary.record_if(True):
                 for key, value in values.items():
                     tf.summary.scalar(self.prefix + key, value, step=step)
             self._writer.flush()
