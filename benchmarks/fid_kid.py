@@ -244,7 +244,8 @@ def main():
         settings = {k: getattr(args, k) for k in ("n", "d", "batch", "subsets", "subset_size",
                                                  "repeats", "fid_memory_n")}
         settings["device"] = device_name()
-        settings["memory"] = "peak RSS (VmHWM, reset after imports, before any feature exists) minus RSS then"
+        settings["memory"] = ("peak RSS (VmHWM, reset after imports, before any feature "
+                              "exists) minus RSS then")
         with open(args.json, "w") as f:
             json.dump({"settings": settings, "runs": results}, f, indent=2)
 
