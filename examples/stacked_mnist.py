@@ -124,7 +124,15 @@ def parse_args(argv=None):
     p.add_argument("--deterministic", action="store_true",
                    help="bit-reproducible runs: sig_keras.distribute."
                    "enable_determinism(seed) per run (op determinism, slower)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="train nothing: merge the results.json of earlier runs' --out "
+                   "directories into one table and one modes-vs-step figure in --out")
     args = p.parse_args(argv)
+    if args.merge:
+        missing = [d for d in args.merge if not os.path.isfile(os.path.join(d, "results.json"))]
+        if missing:
+            p.error(f"--merge: no results.json in {missing}")
+        return args
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",")]
     except ValueError:
@@ -339,8 +347,26 @@ def plot_history(args, rows):
     return path
 
 
+def merge(args):
+    """One table and figure from the results.json of several earlier runs."""
+    rows = []
+    for directory in args.merge:
+        with open(os.path.join(directory, "results.json")) as f:
+            for r in json.load(f):
+                r = dict(r)
+                rows.append((r.pop("model"), r.pop("seed"), r))
+    order = {"DCGAN": 0}
+    rows.sort(key=lambda row: (order.get(row[0], 1), row[0], row[1]))
+    os.makedirs(args.out, exist_ok=True)
+    write_tables(args, rows)
+    print("wrote", os.path.join(args.out, "table2.md"), plot_history(args, rows))
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args)
     strategy = distribute.get_strategy(args.strategy)
     classifier = keras.saving.load_model(args.classifier)
     extractor = mnist_classifier_features(classifier)

