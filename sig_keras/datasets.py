@@ -1,6 +1,6 @@
 """Every dataset of the package, as seeded `tf.data` pipelines.
 
-Toys (NOTES.md, Figure 1, Figure 3a, Table 1) are generated in numpy from a
+Toys (the paper's Figure 1, Figure 3a, Table 1) are generated in numpy from a
 seed: `gaussian_grid`, `gaussian_ring`, `uneven_grid` (Gaussian mixtures, with
 their centres and weights for `sig_keras.metrics.ModeCoverage`), `noisy_ring`,
 `negative_binomial` and `poisson_nb_mixture` (count data with an exact pmf).

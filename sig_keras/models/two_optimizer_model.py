@@ -4,8 +4,9 @@
 their training rule in their own `train_step`; this module holds what they
 share about the two optimizers: `compile(d_optimizer=..., g_optimizer=...)`,
 saving and restoring both from a `.keras` file, and building both inside the
-model's strategy scope before `fit` (PITFALLS.md: an optimizer kept as an
-attribute must be built before `fit` under a distribution strategy).
+model's strategy scope before `fit` (under a distribution strategy, an
+optimizer kept as an attribute must be built before `fit`, or the first step
+fails with "You must feed a value for placeholder tensor").
 """
 
 import keras
