@@ -244,6 +244,26 @@ _SERVE_SCRIPT = textwrap.dedent(
 )
 
 
+def test_failed_save_keeps_the_existing_file(tmp_path, monkeypatch):
+    model = _model()
+    model.fit(_toy_data(64), batch_size=32, epochs=1, verbose=0)
+    path = tmp_path / "sig.keras"
+    model.save(str(path))
+    good = path.read_bytes()
+
+    def broken_config():
+        raise TypeError("cannot serialise this")
+
+    monkeypatch.setattr(model, "get_config", broken_config)
+    with pytest.raises(TypeError, match="cannot serialise this"):
+        model.save(str(path))
+    assert path.read_bytes() == good  # Keras alone leaves it empty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sig.keras"]  # no temp file left
+    assert isinstance(keras.saving.load_model(str(path)), SIG)
+    with pytest.raises(ValueError, match="exists and `overwrite=False`"):
+        model.save(str(path), overwrite=False)
+
+
 def test_saved_model_export_loads_without_sig_keras(tmp_path):
     model = _model(conditional=layers.PoissonConditional(), output_dim=2)
     model.fit(np.ones((32, 2), np.float32), batch_size=16, epochs=1, verbose=0)

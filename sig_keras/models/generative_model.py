@@ -8,6 +8,8 @@ and SavedModel export of a noise-to-samples serving function. Models with a
 second (discriminator) optimizer build on `TwoOptimizerModel`.
 """
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -285,6 +287,29 @@ class GenerativeModel(keras.Model):
         return cls(**config)
 
     # === Export ===
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`, written to a temporary file and renamed into place.
+
+        Keras opens the target before serialising, so a save that fails (an
+        unserialisable object, a full disk, a kill) would leave an existing
+        good file empty; here the old file stays until the new one is
+        complete (`os.replace` is atomic on one file system).
+        """
+        if not isinstance(filepath, (str, os.PathLike)):
+            return super().save(filepath, overwrite=overwrite, **kwargs)
+        filepath = os.fspath(filepath)
+        if os.path.exists(filepath) and not overwrite:
+            raise ValueError(f"{filepath} exists and `overwrite=False`.")
+        directory, name = os.path.split(os.path.abspath(filepath))
+        stem, ext = os.path.splitext(name)
+        tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}{ext}")
+        try:
+            super().save(tmp, overwrite=True, **kwargs)
+            os.replace(tmp, filepath)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
         """Writes a SavedModel whose endpoints turn noise into samples.
