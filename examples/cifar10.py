@@ -5,12 +5,28 @@ Description: trains the DCGAN networks (Radford et al.; no batch norm in the
 WGAN-GP critic) with Adam, batch 64, then prints the inception score of
 50,000 samples (10 splits) with Keras InceptionV3 (ImageNet weights,
 downloaded on first use, before training starts) or with a classifier of your
-own (`--classifier`). Scores from other Inception implementations are not
-comparable. Saves a sample grid PNG and TensorBoard logs per model.
+own (`--classifier`). Beside it, on the first `--feature-samples` (10,000) of
+the same samples against as many real CIFAR-10 training images: FID, KID
+(100 subsets of up to 1000) and k-NN precision, recall, density and coverage
+(k = 5), on InceptionV3's 2048-d pool features (the features
+`sig_keras.metrics.inception_v3_features` gives; here taken from the
+classifier the inception score runs, so each image goes through InceptionV3
+once) or on the penultimate layer of `--classifier`. Scores from other
+Inception implementations (or other feature extractors) are not comparable.
+Saves a sample grid PNG and TensorBoard logs per model, and all scores in
+`results.json`.
 
     python examples/cifar10.py --models dcgan,dcgan_si --steps 100000
     python examples/cifar10.py ... --backup-dir /tmp/cifar_backup
                                   # re-run the same command to resume
+    python examples/cifar10.py ... --reference-stats cifar10_inception.npz
+                                  # real features: computed and written at the
+                                  # first run, read by later runs
+
+Real features are computed once per process (before training), or read from
+`--reference-stats`: a `.npz` of real `features` written by
+`KernelDistance.save_reference` (the example writes it when the file does
+not exist). It must come from the same feature extractor.
 
 Resuming (`--backup-dir`): each model checkpoints with
 `sig_keras.callbacks.FaultTolerantBackup` every `BACKUP_EVERY` steps; a killed
@@ -27,6 +43,7 @@ import shutil
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import sig_keras  # noqa: E402
 from sig_keras import distribute  # noqa: E402
@@ -34,13 +51,20 @@ from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
+from sig_keras.metrics import FrechetDistance  # noqa: E402
 from sig_keras.metrics import InceptionScore  # noqa: E402
+from sig_keras.metrics import KernelDistance  # noqa: E402
+from sig_keras.metrics import PrecisionRecall  # noqa: E402
+from sig_keras.metrics.feature_metric import load_reference_statistics  # noqa: E402
+from sig_keras.metrics.inception_score import to_probabilities  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 from sig_keras.models import WGANGP  # noqa: E402
 
 MODELS = ["dcgan", "dcgan_si", "wgan_gp", "wgan_gp_si"]
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 SPLITS = 10  # inception score splits
+K = 5  # neighbours of precision/recall/density/coverage
+FEATURE_COLUMNS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
 
 
 def parse_args(argv=None):
@@ -56,6 +80,14 @@ def parse_args(argv=None):
                    help="saved Keras classifier of [-1, 1] 32x32x3 images (probabilities "
                    "or logits) for the inception score; default: Keras InceptionV3 "
                    "with ImageNet weights (downloaded)")
+    p.add_argument("--feature-samples", type=int, default=10_000,
+                   help="real and generated samples (the first of --samples; at most "
+                   "--samples) for FID, "
+                   f"KID and precision/recall/density/coverage (k={K}) on InceptionV3 "
+                   "pool features, or --classifier's penultimate layer; 0: skip them")
+    p.add_argument("--reference-stats", default=None,
+                   help="a .npz of real features (KernelDistance.save_reference): read "
+                   "if it exists, else computed once and written there")
     distribute.add_strategy_flag(p)
     p.add_argument("--out", default="runs/cifar10")
     p.add_argument("--backup-dir", default=None,
@@ -77,6 +109,12 @@ def parse_args(argv=None):
             p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
     if args.samples < SPLITS:
         p.error(f"--samples must be >= {SPLITS} (inception score splits); got {args.samples}")
+    if args.feature_samples != 0 and args.feature_samples < K + 1:
+        p.error(f"--feature-samples must be 0 (off) or >= {K + 1} (k + 1 for k = {K}); "
+                f"got {args.feature_samples}")
+    if args.reference_stats is not None and args.feature_samples == 0:
+        p.error("--reference-stats needs --feature-samples > 0")
+    args.feature_samples = min(args.feature_samples, args.samples)
     if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
     if args.backup_dir and os.path.isfile(args.backup_dir):
@@ -101,7 +139,85 @@ def build_model(name, seed):
     return model
 
 
-def train_and_score(args, name, data, strategy, metric):
+def scoring_model(metric):
+    """The inception score's classifier with two outputs: `[features, outputs]`.
+
+    Features: the input of the classifier's last layer with weights (for
+    InceptionV3, the 2048-d `avg_pool` features of `inception_v3_features`;
+    for a custom classifier, its penultimate layer), so one forward pass gives
+    the inception score's class outputs and the feature metrics' features.
+    """
+    classifier = metric.classifier
+    if not getattr(classifier, "inputs", None):
+        raise ValueError(f"The classifier must be a built functional or Sequential "
+                         f"keras.Model; got {classifier!r}.")
+    last = len(classifier.layers) - 1
+    while last > 0 and not classifier.layers[last].weights:
+        last -= 1  # skip Activation/Softmax layers after the last Dense
+    features = classifier.layers[last].input
+    if isinstance(features, (list, tuple)) or len(features.shape) != 2:
+        raise ValueError(
+            "The classifier's penultimate layer must output [n, f] features; got "
+            f"{getattr(features, 'shape', features)}.")
+    return keras.Model(classifier.inputs, [features, classifier.outputs[0]],
+                       name="features_and_outputs")
+
+
+def score_batch(images, metric, model):
+    """Features `[n, f]` (numpy) of `images`; updates the inception score."""
+    features, outputs = model(metric.preprocess(images), training=False)
+    metric.update_state_from_probs(to_probabilities(outputs, metric.from_logits))
+    return keras.ops.convert_to_numpy(features)
+
+
+def real_features(args, metric, model):
+    """`[n, f]` features of `--feature-samples` real training images (fixed seed),
+    or those of `--reference-stats` when it exists (written there otherwise)."""
+    if args.reference_stats and os.path.exists(args.reference_stats):
+        features = load_reference_statistics(args.reference_stats).get("features")
+        width = model.outputs[0].shape[-1]
+        if features is None or features.ndim != 2 or features.shape[1] != width:
+            raise SystemExit(
+                f"--reference-stats {args.reference_stats}: expected real 'features' of "
+                f"width {width} (from the same feature extractor); got "
+                f"{None if features is None else features.shape}")
+        return features.astype(np.float32), f"{args.reference_stats}"
+    batch = min(500, args.feature_samples)
+    data = sig_keras.datasets.cifar10("train", batch, seed=12_345, data_dir=args.data_dir)
+    feats, count = [], 0
+    for images, _ in data:
+        features, _ = model(metric.preprocess(images[: args.feature_samples - count]),
+                            training=False)
+        feats.append(keras.ops.convert_to_numpy(features))
+        count += feats[-1].shape[0]
+        if count >= args.feature_samples:
+            break
+    features = np.concatenate(feats, axis=0)
+    if args.reference_stats:
+        kid = KernelDistance("identity", num_features=features.shape[1])
+        kid.update_state_from_features(real_features=features)
+        kid.save_reference(args.reference_stats)
+    return features, "CIFAR-10 train"
+
+
+def feature_metrics(real, generated):
+    """FID, KID (mean and std over subsets), precision/recall/density/coverage."""
+    out = {}
+    width = real.shape[-1]
+    fid = FrechetDistance("identity", num_features=width)
+    fid.update_state_from_features(real, generated)
+    out["fid"] = float(fid.result())
+    kid = KernelDistance("identity", num_features=width,
+                         subset_size=min(1000, real.shape[0], generated.shape[0]))
+    kid.update_state_from_features(real, generated)
+    out.update({k: float(v) for k, v in kid.result().items()})
+    pr = PrecisionRecall("identity", num_features=width, k=K)
+    pr.update_state_from_features(real, generated)
+    out.update({k: float(v) for k, v in pr.result().items()})
+    return out
+
+
+def train_and_score(args, name, data, strategy, metric, model_out, real):
     if args.deterministic:
         distribute.enable_determinism(args.seed)
     else:
@@ -125,12 +241,19 @@ def train_and_score(args, name, data, strategy, metric):
     if args.backup_dir and stop_on_nan.message:
         raise SystemExit(f"{name}: {stop_on_nan.message}")
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
-    # === Inception score ===
+    # === Inception score and feature metrics, on the same samples ===
     metric.reset_state()
+    generated = []
+    num_features = args.feature_samples
     for start in range(0, args.samples, 500):
-        metric.update_state(model.sample(min(500, args.samples - start), seed=start))
-    result = metric.result()
-    return float(result["inception_score"]), float(result["inception_score_std"])
+        features = score_batch(model.sample(min(500, args.samples - start), seed=start),
+                               metric, model_out)
+        if start < num_features:
+            generated.append(features[: num_features - start])
+    result = {k: float(v) for k, v in metric.result().items()}
+    if real is not None:
+        result.update(feature_metrics(real, np.concatenate(generated, axis=0)))
+    return result
 
 
 def main(argv=None):
@@ -143,9 +266,13 @@ def main(argv=None):
         metric = InceptionScore(splits=SPLITS)
         metric.classifier  # loads (downloads) InceptionV3 now, not after training
         scorer = "Keras InceptionV3"
+    model_out = scoring_model(metric)
+    real, real_source = None, None
+    if args.feature_samples:
+        real, real_source = real_features(args, metric, model_out)  # once per process
     data = sig_keras.datasets.cifar10("train", args.batch_size, seed=args.seed,
                                       data_dir=args.data_dir)
-    scores = {}
+    results = {}
     for name in args.names:
         # A model finished before an interruption is read back, not re-trained.
         finished = None
@@ -155,18 +282,44 @@ def main(argv=None):
                 f"{name}-result-worker{distribute.worker_index(strategy)}.json")
         if finished and os.path.exists(finished):
             with open(finished) as f:
-                scores[name] = tuple(json.load(f))
+                results[name] = json.load(f)
+            if isinstance(results[name], list):  # written before the feature metrics
+                mean, std = results[name]
+                results[name] = {"inception_score": mean, "inception_score_std": std,
+                                 **{k: float("nan") for k in FEATURE_COLUMNS}}
         else:
-            scores[name] = train_and_score(args, name, data, strategy, metric)
+            results[name] = train_and_score(args, name, data, strategy, metric, model_out,
+                                            real)
             if finished:
                 with open(finished + ".tmp", "w") as f:
-                    json.dump(scores[name], f)
+                    json.dump(results[name], f)
                 os.replace(finished + ".tmp", finished)
-        print(name, scores[name], flush=True)
+        print(name, {k: round(v, 4) for k, v in results[name].items()}, flush=True)
+    scores = {name: (r["inception_score"], r["inception_score_std"])
+              for name, r in results.items()}
 
     print(f"\nCIFAR-10 inception score ({scorer}, {SPLITS} splits, {args.samples} samples)")
-    for name, (mean, std) in scores.items():
-        print(f"{name:12s} {mean:.2f} +- {std:.2f}")
+    header = f"{'model':12s} {'IS':>12s}"
+    if real is not None:
+        features = "InceptionV3 pool" if not args.classifier else "classifier penultimate"
+        print(f"FID, KID, precision/recall/density/coverage (k={K}): {features} features "
+              f"of {args.feature_samples} generated vs {real.shape[0]} "
+              f"real ({real_source}) samples")
+        header += (f" {'FID':>8s} {'KID':>8s} {'KID std':>8s} {'prec.':>6s} {'recall':>6s} "
+                   f"{'density':>7s} {'cover.':>6s}")
+    print(header)
+    for name, r in results.items():
+        row = f"{name:12s} {r['inception_score']:.2f} +- {r['inception_score_std']:.2f}"
+        if real is not None:
+            row += (f" {r['fid']:8.2f} {r['kid']:8.4f} {r['kid_std']:8.4f} "
+                    f"{r['precision']:6.3f} {r['recall']:6.3f} {r['density']:7.3f} "
+                    f"{r['coverage']:6.3f}")
+        print(row)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json.tmp"), "w") as f:
+        json.dump([{"model": name, **r} for name, r in results.items()], f, indent=1)
+    os.replace(os.path.join(args.out, "results.json.tmp"),
+               os.path.join(args.out, "results.json"))
     if args.backup_dir:
         shutil.rmtree(args.backup_dir, ignore_errors=True)  # all models are done
     return scores

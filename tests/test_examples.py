@@ -118,6 +118,9 @@ def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
     ("cifar10", ["--samples", "5"], "--samples must be >= 10"),
     ("cifar10", ["--classifier", "/nonexistent.keras"], "does not exist"),
     ("cifar10", ["--deterministic=yes"], "ignored explicit argument"),
+    ("cifar10", ["--feature-samples", "3"], "--feature-samples must be 0 (off) or >= 6"),
+    ("cifar10", ["--feature-samples", "0", "--reference-stats", "ref.npz"],
+     "--reference-stats needs --feature-samples > 0"),
 ])
 def test_invalid_flags_fail_with_argparse_error(script, argv, message, tmp_path, capsys,
                                                 monkeypatch):
@@ -216,8 +219,13 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
 
 
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
+    import json
+
     import tensorflow_datasets as tfds
 
+    # Seeded: the untrained classifier gives near-constant probabilities, and
+    # their inception score is 1 up to float32 round-off (either side of 1).
+    keras.utils.set_random_seed(0)
     classifier = _save_classifier(tmp_path / "cifar_clf.keras", (32, 32, 3))
     out = tmp_path / "runs"
     with tfds.testing.mock_data(num_examples=64):
@@ -231,6 +239,49 @@ def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
         assert 1 <= mean <= 10 and std >= 0
         assert f"{name:12s} {mean:.2f} +- {std:.2f}" in printed
         assert _is_png(out / name / "samples.png")
+    # FID, KID, precision/recall/density/coverage on the classifier's penultimate
+    # (16-unit) features of the same 20 samples vs 20 real mock images.
+    assert ("FID, KID, precision/recall/density/coverage (k=5): classifier penultimate "
+            "features of 20 generated vs 20 real (CIFAR-10 train) samples") in printed
+    results = {r["model"]: r for r in json.loads((out / "results.json").read_text())}
+    assert list(results) == ["dcgan_si", "wgan_gp"]
+    for name, r in results.items():
+        assert (r["inception_score"], r["inception_score_std"]) == pytest.approx(scores[name])
+        assert r["fid"] >= 0 and np.isfinite(r["fid"])
+        assert np.isfinite(r["kid"]) and r["kid_std"] >= 0
+        for key in ("precision", "recall", "coverage"):
+            assert 0 <= r[key] <= 1
+        assert r["density"] >= 0
+        assert (f"{name:12s} {scores[name][0]:.2f} +- {scores[name][1]:.2f} {r['fid']:8.2f} "
+                f"{r['kid']:8.4f} {r['kid_std']:8.4f} {r['precision']:6.3f} "
+                f"{r['recall']:6.3f} {r['density']:7.3f} {r['coverage']:6.3f}") in printed
+
+
+def test_cifar10_reference_stats_written_once_then_read(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    cifar10 = _example("cifar10")
+    classifier = _save_classifier(tmp_path / "cifar_clf.keras", (32, 32, 3))
+    reference = str(tmp_path / "reference.npz")
+    args = cifar10.parse_args(["--classifier", classifier, "--samples", "12",
+                               "--reference-stats", reference])
+    metric = cifar10.InceptionScore(keras.saving.load_model(classifier))
+    model = cifar10.scoring_model(metric)
+    with tfds.testing.mock_data(num_examples=64):
+        real, source = cifar10.real_features(args, metric, model)
+    assert real.shape == (12, 16) and source == "CIFAR-10 train"
+    assert np.array_equal(np.load(reference)["features"], real)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("real images read although --reference-stats exists")
+
+    monkeypatch.setattr(cifar10.sig_keras.datasets, "cifar10", no_data)
+    again, source = cifar10.real_features(args, metric, model)
+    assert source == reference and np.array_equal(again, real)
+    # Features of another extractor (width 10, not 16) are refused.
+    np.savez(reference, features=np.zeros((12, 10), np.float32))
+    with pytest.raises(SystemExit, match="expected real 'features' of width 16"):
+        cifar10.real_features(args, metric, model)
 
 
 # === Resume with --backup-dir ===
