@@ -11,8 +11,9 @@ method.
   time, so its memory does not depend on `N`.
 - FID, numpy/scipy (pytorch-fid's computation): all features concatenated,
   `np.mean`, `np.cov` (float64), `scipy.linalg.sqrtm(S_r S_g)`, real part.
-- KID, ours: `KernelDistance(feature_extractor="identity")` fed the batches,
-  then `result()`.
+- KID, ours: `KernelDistance(feature_extractor="identity", capacity=N)` fed
+  the batches, then `result()`. `kid_ours_growing` (not run by default):
+  the same without `capacity`, buffers doubling as they fill.
 - KID, numpy: all features concatenated, the unbiased MMD^2 with
   `(x.y / d + 1)^3` in float64 on the same subsets (`subset_indices`).
 
@@ -43,7 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-METHODS = ("fid_ours", "fid_numpy", "kid_ours", "kid_numpy")
+METHODS = ("fid_ours", "fid_numpy", "kid_ours", "kid_numpy", "kid_ours_growing")
 
 
 # === Features ===
@@ -118,12 +119,13 @@ def worker(args):
     kid = None
     if method.startswith("kid"):
         kid = KernelDistance("identity", num_features=args.d, subsets=args.subsets,
-                             subset_size=args.subset_size)
+                             subset_size=args.subset_size,
+                             capacity=None if method == "kid_ours_growing" else args.n)
     if method == "kid_numpy":
         real_idx, gen_idx = kid.subset_indices(args.n, args.n)
     value = {}
     base = reset_peak()  # before any feature exists, for every method
-    if method.endswith("ours"):
+    if "ours" in method:
         metric = kid if kid is not None else FrechetDistance("identity", num_features=args.d)
         seconds = 0.0
         for real, gen in zip(real_batches(args), generated_batches(args)):
@@ -192,7 +194,7 @@ def main():
     parser.add_argument("--subsets", type=int, default=100, help="KID subsets")
     parser.add_argument("--subset-size", type=int, default=1000, help="KID subset size")
     parser.add_argument("--repeats", type=int, default=1, help="runs per method")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", default=",".join(METHODS[:4]),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--fid-memory-n", type=int, default=10_000,
                         help="also run fid_ours at this N to show memory independent "
@@ -236,7 +238,8 @@ def main():
         secs = [r["seconds"] for r in rows]
         mems = [r["peak_mib"] for r in rows]
         key = "fid" if method.startswith("fid") else "kid"
-        label = "sig_keras" if method.endswith("ours") else "numpy/scipy"
+        label = {"kid_ours_growing": "sig_keras, no capacity"}.get(
+            method, "sig_keras" if "ours" in method else "numpy/scipy")
         print(f"| {key.upper()} | {label} | {n} | {min(secs):.1f}-{max(secs):.1f} | "
               f"{min(mems):.0f}-{max(mems):.0f} | {rows[0]['value'][key]:.6g} |")
     if args.json:

@@ -79,6 +79,30 @@ def test_graph_matches_eager():
     np.testing.assert_allclose(float(result["kid"]), float(eager.result()["kid"]), rtol=1e-6)
 
 
+@pytest.mark.parametrize("graph", [False, True])
+def test_capacity_allocates_once_and_gives_the_same_value(graph):
+    real, gen = _features(47, 10), _features(33, 11, shift=0.4)
+    plain = _kid()
+    plain.update_state(real, gen)
+    metric = _kid(capacity=40)
+    update = tf.function(metric.update_state) if graph else metric.update_state
+    for chunk in np.array_split(real[:40], 4):
+        update(chunk, None)
+    assert int(tf.shape(metric.real_features.data)[0]) == 40  # not grown
+    update(real[40:], gen)  # past the capacity: grows
+    assert int(tf.shape(metric.real_features.data)[0]) == 80
+    np.testing.assert_array_equal(metric.real_features.values().numpy(), real)
+    np.testing.assert_array_equal(metric.generated_features.values().numpy(), gen)
+    assert float(metric.result()["kid"]) == pytest.approx(float(plain.result()["kid"]),
+                                                          rel=1e-6)
+    metric.reset_state()  # empties the buffers, keeps their allocation
+    assert int(metric.real_features.count.numpy()) == 0
+    assert int(tf.shape(metric.real_features.data)[0]) == 80
+    update(real[:30], gen[:30])
+    np.testing.assert_array_equal(metric.real_features.values().numpy(), real[:30])
+    assert KernelDistance.from_config(metric.get_config()).capacity == 40
+
+
 def test_reset_and_reference(tmp_path):
     real, gen = _features(30, 8), _features(30, 9, shift=0.2)
     source = _kid()

@@ -76,6 +76,21 @@ def test_graph_matches_eager():
         np.testing.assert_allclose(float(result[key]), float(value), rtol=1e-6)
 
 
+def test_capacity_gives_the_same_values():
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(40, 3)).astype(np.float32)
+    gen = rng.normal(size=(30, 3)).astype(np.float32)
+    plain = _pr(block_size=16)
+    plain.update_state(real, gen)
+    metric = _pr(block_size=16, capacity=40)
+    metric.update_state(real[:20], gen[:20])
+    metric.update_state(real[20:], gen[20:])
+    assert int(tf.shape(metric.real_features.data)[0]) == 40
+    for key, value in plain.result().items():
+        assert float(metric.result()[key]) == float(value)
+    assert metric.get_config()["capacity"] == 40
+
+
 def test_reference_features(tmp_path):
     rng = np.random.default_rng(5)
     real = rng.normal(size=(40, 3)).astype(np.float32)

@@ -15,8 +15,10 @@ protocol: 100 subsets of 1000). The standard deviation over subsets is
 reported too (population, `ddof=0`, as torch-fidelity).
 
 KID needs all features, not streaming sums: they are kept in a growing
-float32 buffer (`tf.Variable` of dynamic shape, capacity doubled when full:
-at most `2 n d` floats per set), eagerly and in `tf.function`. Subsets are
+float32 buffer (`tf.Variable` of dynamic shape), eagerly and in
+`tf.function`: `n d` floats per set when `capacity=n` is given, else the
+capacity doubles when full and the process keeps about 3 times that (see
+`FeatureBuffer`). Subsets are
 drawn with stateless random numbers from `seed`, so `result()` has no side
 effect and gives the same value on the same features; `subset_indices`
 returns them. Dot products are float32 matrix products (the features'
@@ -56,6 +58,11 @@ class KernelDistance(FeatureMetric):
         num_features: int or None. `d`; inferred from the extractor if None.
         reference_stats: None, or a `.npz` path / dict with real `features`.
         input_range: pair. Pixel range for the default extractor.
+        capacity: int or None. Samples per set to allocate room for up
+            front (see `FeatureBuffer`): with the number you will feed, the
+            features take `capacity * d` floats per set; without it the
+            buffers double as they fill, and the process keeps about 3 times
+            as much. Defaults to None.
 
     Example:
     >>> kid = KernelDistance(feature_extractor="identity", num_features=64,
@@ -66,7 +73,8 @@ class KernelDistance(FeatureMetric):
 
     def __init__(self, feature_extractor=None, subsets=100, subset_size=1000, seed=0,
                  num_features=None, reference_stats=None, input_range=(-1.0, 1.0),
-                 name="kernel_distance", **kwargs):
+                 capacity=None, name="kernel_distance", **kwargs):
+        self.capacity = None if capacity is None else int(capacity)
         self.subsets = int(subsets)
         if self.subsets < 1:
             raise ValueError(f"`subsets` must be >= 1; got {subsets}.")
@@ -78,8 +86,9 @@ class KernelDistance(FeatureMetric):
                          reference_stats=reference_stats, input_range=input_range,
                          name=name, **kwargs)
         # === State ===
-        self.real_features = FeatureBuffer(self.num_features, "real")
-        self.generated_features = FeatureBuffer(self.num_features, "generated")
+        self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)
+        self.generated_features = FeatureBuffer(self.num_features, "generated",
+                                                self.capacity)
         if self._reference is not None:
             self.real_features.set(self._reference["features"])
 
@@ -160,5 +169,6 @@ class KernelDistance(FeatureMetric):
     def get_config(self):
         config = super().get_config()
         config.update({"subsets": self.subsets, "subset_size": self.subset_size,
+                       "capacity": self.capacity,
                        "seed": self.seed})
         return config

@@ -137,6 +137,11 @@ class PrecisionRecall(FeatureMetric):
         num_features: int or None. `d`; inferred from the extractor if None.
         reference_stats: None, or a `.npz` path / dict with real `features`.
         input_range: pair. Pixel range for the default extractor.
+        capacity: int or None. Samples per set to allocate room for up
+            front (see `FeatureBuffer`): with the number you will feed, the
+            features take `capacity * d` floats per set; without it the
+            buffers double as they fill, and the process keeps about 3 times
+            as much. Defaults to None.
 
     Example:
     >>> pr = PrecisionRecall(feature_extractor="identity", num_features=2, k=5)
@@ -145,8 +150,9 @@ class PrecisionRecall(FeatureMetric):
     """
 
     def __init__(self, feature_extractor=None, k=5, block_size=1024, num_features=None,
-                 reference_stats=None, input_range=(-1.0, 1.0), name="precision_recall",
-                 **kwargs):
+                 reference_stats=None, input_range=(-1.0, 1.0), capacity=None,
+                 name="precision_recall", **kwargs):
+        self.capacity = None if capacity is None else int(capacity)
         self.k = int(k)
         if self.k < 1:
             raise ValueError(f"`k` must be >= 1; got {k}.")
@@ -157,8 +163,9 @@ class PrecisionRecall(FeatureMetric):
                          reference_stats=reference_stats, input_range=input_range,
                          name=name, **kwargs)
         # === State ===
-        self.real_features = FeatureBuffer(self.num_features, "real")
-        self.generated_features = FeatureBuffer(self.num_features, "generated")
+        self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)
+        self.generated_features = FeatureBuffer(self.num_features, "generated",
+                                                self.capacity)
         if self._reference is not None:
             self.real_features.set(self._reference["features"])
 
@@ -204,5 +211,6 @@ class PrecisionRecall(FeatureMetric):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"k": self.k, "block_size": self.block_size})
+        config.update({"k": self.k, "block_size": self.block_size,
+                       "capacity": self.capacity})
         return config
