@@ -43,6 +43,32 @@ def test_matches_scipy_streamed_in_uneven_batches():
     assert metric.real_sum.dtype == "float64"
 
 
+
+def test_features_far_from_zero_keep_float64_accuracy():
+    # Mean 1e3, spread ~1: a float32 E[f f^T] - mu mu^T cancels ~1e6 against
+    # ~1e6 and loses the covariance; the shifted float32 products do not.
+    d = 16
+    real = _features(3000, d, 30, shift=1e3)
+    gen = _features(2000, d, 31, shift=1e3 + 0.3, scale=1.2)
+    metric = _fid(num_features=d)
+    for chunk in np.array_split(real, 5):
+        metric.update_state(chunk, None)
+    # Later batches drift away from the first batch's mean (the shift).
+    gen = gen + np.linspace(0.0, 0.5, len(gen), dtype=np.float32)[:, None]
+    for chunk in np.array_split(gen, 4):
+        metric.update_state(None, chunk)
+    np.testing.assert_allclose(float(metric.result()), _scipy_fid(real, gen), rtol=1e-4)
+    mu, sigma = (t.numpy() for t in metric.real_moments())
+    real64 = real.astype(np.float64)
+    np.testing.assert_allclose(mu, real64.mean(0), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(sigma, np.cov(real64, rowvar=False), rtol=0, atol=1e-5)
+    # The test has the power to see cancellation: the naive float32 moments
+    # are off by far more than the tolerance.
+    mu32 = real.mean(0, dtype=np.float32)
+    naive = (real.T @ real) / np.float32(len(real)) - np.outer(mu32, mu32)
+    assert np.max(np.abs(naive - np.cov(real64, rowvar=False))) > 1e-2
+
+
 def test_singular_covariance_uses_eigendecomposition():
     # n < d: both covariances singular (no Cholesky); reference from the
     # eigenvalues of S1 S2.

@@ -5,11 +5,22 @@
 with `mu`, `S` the mean and sample covariance (divisor `N - 1`, as
 pytorch-fid, clean-fid and TF-GAN) of the real and generated features.
 
-Streaming: per set, the count, `sum_i f_i` and `sum_i f_i f_i^T` are
-accumulated in float64 (`d + d^2` numbers: memory does not grow with the
-number of samples), and at `result()`
+Streaming: per set, the count, `sum_i g_i` and `sum_i g_i g_i^T` of the
+shifted features `g_i = f_i - c` are accumulated in float64 (`d + d^2`
+numbers: memory does not grow with the number of samples), with `c` a fixed
+shift, the mean of the first batch (float32, kept in a variable); at
+`result()`
 
-    mu = sum / N,   S = (sum f f^T - N mu mu^T) / (N - 1).
+    m = sum g / N,   mu = c + m,   S = (sum g g^T - N m m^T) / (N - 1)
+
+(the covariance does not depend on the shift). Each batch's `g^T g` is a
+float32 matmul (about 2.4 times faster on CPU than TensorFlow's float64 one)
+added to the float64 sum. Shifting first is what keeps it accurate: `g` is
+exact in float32 (a difference of nearby float32 numbers), small when the
+features sit far from 0, so neither the products nor the final
+`sum g g^T - N m m^T` cancel the way `E[f f^T] - mu mu^T` would (for
+features of mean 1e3 and variance ~1 that float32 formula is off by ~4 in
+`S`; the shifted one by 2e-7, as float64).
 
 Matrix square root, in symmetric form: the eigenvalues of `S_r S_g` are those
 of the symmetric positive semi-definite `M = B^T S_g B` for any `B` with
@@ -84,8 +95,9 @@ class FrechetDistance(FeatureMetric):
     number of samples. `save_reference(path)` writes the real data's `mu`,
     `sigma` and `num_samples` (clean-fid's keys); `reference_stats=path` loads
     them (or reference `features`), and then only generated data is fed.
-    `reset_state()` zeroes the accumulated sums; loaded reference statistics
-    are constants and stay.
+    `reset_state()` zeroes the accumulated sums and the shifts; loaded
+    reference statistics are constants and stay. The products are float32
+    matmuls of shifted features added to float64 sums (module docstring).
 
     Reference: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule
     Converge to a Local Nash Equilibrium", NeurIPS 2017.
@@ -125,32 +137,45 @@ class FrechetDistance(FeatureMetric):
                                                dtype="float64", name="generated_sum")
         self.generated_outer = self.add_variable(shape=(d, d), initializer="zeros",
                                                  dtype="float64", name="generated_outer")
+        # Shifts subtracted before the products: each set's first batch mean.
+        self.real_shift = self.add_variable(shape=(d,), initializer="zeros", dtype="float32",
+                                            name="real_shift")
+        self.generated_shift = self.add_variable(shape=(d,), initializer="zeros",
+                                                 dtype="float32", name="generated_shift")
 
     def _accumulate(self, features, real):
-        f = tf.cast(features, tf.float64)
-        count, total, outer = (
-            (self.real_count, self.real_sum, self.real_outer) if real else
-            (self.generated_count, self.generated_sum, self.generated_outer))
+        f = tf.cast(features, tf.float32)
+        count, total, outer, shift = (
+            (self.real_count, self.real_sum, self.real_outer, self.real_shift) if real else
+            (self.generated_count, self.generated_sum, self.generated_outer,
+             self.generated_shift))
+        # The first batch fixes the shift (its mean); later batches reuse it.
+        new_shift = tf.where(count == 0.0, tf.reduce_mean(f, axis=0), shift)
+        shift.assign(new_shift)
+        g = f - new_shift
         count.assign_add(tf.cast(tf.shape(f)[0], tf.float64))
-        total.assign_add(tf.reduce_sum(f, axis=0))
-        outer.assign_add(tf.matmul(f, f, transpose_a=True))
+        total.assign_add(tf.reduce_sum(tf.cast(g, tf.float64), axis=0))
+        outer.assign_add(tf.cast(tf.matmul(g, g, transpose_a=True), tf.float64))
 
     @staticmethod
-    def _moments(count, total, outer):
+    def _moments(count, total, outer, shift):
         count = tf.convert_to_tensor(count)
-        mu = total / tf.maximum(count, 1.0)
-        sigma = (outer - count * mu[:, tf.newaxis] * mu[tf.newaxis, :]) / (count - 1.0)
+        m = total / tf.maximum(count, 1.0)
+        sigma = (outer - count * m[:, tf.newaxis] * m[tf.newaxis, :]) / (count - 1.0)
+        mu = tf.cast(tf.convert_to_tensor(shift), tf.float64) + m
         return mu, 0.5 * (sigma + tf.transpose(sigma))
 
     def real_moments(self):
         """`(mu, sigma)` of the real features (float64), from state or reference."""
         if self._reference is not None:
             return (tf.constant(self._reference["mu"]), tf.constant(self._reference["sigma"]))
-        return self._moments(self.real_count, self.real_sum, self.real_outer)
+        return self._moments(self.real_count, self.real_sum, self.real_outer,
+                            self.real_shift)
 
     def generated_moments(self):
         """`(mu, sigma)` of the generated features (float64)."""
-        return self._moments(self.generated_count, self.generated_sum, self.generated_outer)
+        return self._moments(self.generated_count, self.generated_sum,
+                            self.generated_outer, self.generated_shift)
 
     def result(self):
         if tf.executing_eagerly():
