@@ -270,6 +270,7 @@ def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
     result.update(feature_metrics(real, keras.ops.concatenate(generated, axis=0)))
     result["wall_s"] = time.perf_counter() - start
     result["history"] = evaluation.history
+    result["eval_samples"] = args.eval_samples
     return result
 
 
@@ -335,7 +336,9 @@ def plot_history(args, rows):
         for ax, key in zip(axes, ("modes", "kl")):
             ax.plot(steps, [v[key] for _, v in history], style, marker=".",
                     label=f"{label} seed {seed}")
-    axes[0].set(xlabel="generator step", ylabel=f"modes of 1000 ({args.eval_samples} samples)",
+    eval_samples = {r.get("eval_samples", args.eval_samples) for _, _, r in rows}
+    samples = "/".join(str(int(n)) for n in sorted(eval_samples))
+    axes[0].set(xlabel="generator step", ylabel=f"modes of 1000 ({samples} samples)",
                 title=f"Stacked MNIST size {args.size}: modes captured")
     axes[1].set(xlabel="generator step", ylabel="KL(generated || uniform)",
                 title="KL to uniform over the 1000 triples")
