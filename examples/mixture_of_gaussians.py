@@ -4,8 +4,14 @@ Title: SIG (and the paper's baselines) on the 25-Gaussian grid.
 Description: trains each model on the grid with the same 2 x 100 ReLU
 generator, draws 50,000 samples, and reports modes captured, high-quality
 share and mode KL (`sig_keras.metrics.ModeCoverage`) as mean +- std over
-seeds, with the wall time per seed. Writes the table as CSV and Markdown, a
-scatter plot (one panel per model beside the data) and TensorBoard logs.
+seeds, with the wall time per seed. Column `heldout_nll` is the held-out SIG
+bound L_K (Lemma 1, K = 10,000, `sig_keras.metrics.SemiImplicitLikelihood`)
+in nats per example of 10,000 fresh grid points: the likelihood of held-out
+data under each model's generated points smoothed by the grid's Gaussian
+kernel (std = --std), an upper bound of the cross-entropy of the data with
+that smoothed generator, to compare with the grid's own entropy stated in
+the table's caption. Writes the table as CSV and Markdown, a scatter plot
+(one panel per model beside the data) and TensorBoard logs.
 
     python examples/mixture_of_gaussians.py                  # SIG, std 0.1, 5 seeds
     python examples/mixture_of_gaussians.py --std 0.05       # PacGAN protocol
@@ -67,6 +73,11 @@ PUBLISHED_SMALL = {  # VEEGAN paper, Table 1, 2-D grid (std 0.05): modes, high q
     "unrolled_gan": ("23.6", "0.16"),
     "veegan": ("24.6", "0.40"),
 }
+
+# Held-out SIG bound: K draws of psi, on --heldout-samples fresh grid points
+# drawn with HELDOUT_SEED (training data uses seeds 0 .. --seeds - 1).
+HELDOUT_K = 10_000
+HELDOUT_SEED = 10_000
 
 PAPER = {  # Table 1 of the paper (std 0.1 grid)
     "gan": ("4.0 +- 3.08", "0.36 +- 0.16", "2.87 +- 0.78"),
@@ -221,6 +232,65 @@ BUILDERS = {
 }
 
 
+# === Held-out likelihood ===
+
+
+def model_mixing(model):
+    """`fn(n, seed) -> psi [n, 2]`: the points a model generates before any noise.
+
+    SIG: `sample_mixing` (generator outputs); VAE: decoder means of prior
+    noise; GAN, VEEGAN, Unrolled GAN: their samples (the generator on noise).
+    """
+    if hasattr(model, "sample_mixing"):
+        return lambda n, seed: model.sample_mixing(n, seed=seed)
+    if hasattr(model, "decoder"):
+        return lambda n, seed: model.decoder(model.draw_noise(n, seed), training=False)
+    return lambda n, seed: model.sample(n, seed=seed)
+
+
+def grid_mixing(grid):
+    """`fn(n, seed) -> psi`: the true centres, drawn with the mixture weights."""
+    def draw(n, seed):
+        idx = np.random.default_rng(seed).choice(len(grid.centers), size=n, p=grid.weights)
+        return grid.centers[idx].astype(np.float32)
+    return draw
+
+
+def heldout_nll(mixing, grid, heldout, seed=0, num_samples=HELDOUT_K, batch_size=2500):
+    """Held-out SIG bound L_K (nats per example) of `heldout` under
+    `N(x; psi, grid.std^2 I)` with `psi` from `mixing(n, seed)`.
+
+    Each call of the metric's generator (one per chunk of 1,000 draws and
+    held-out batch) uses the next seed, from `seed * 10^6`.
+    """
+    seeds = iter(range(int(seed) * 1_000_000, (int(seed) + 1) * 1_000_000))
+    metric = sig_keras.metrics.SemiImplicitLikelihood(
+        lambda n: mixing(n, next(seeds)),
+        sig_keras.layers.NormalConditional(scale=grid.std),
+        num_samples=num_samples,
+    )
+    for start in range(0, len(heldout), batch_size):
+        metric.update_state(heldout[start:start + batch_size])
+    return float(metric.result()["nll"])
+
+
+def mixture_entropy(grid, x):
+    """`-mean log p_data(x)` with the exact mixture density: the grid's
+    entropy (its cross-entropy with itself), Monte Carlo over `x`."""
+    x = np.asarray(x, np.float64)
+    sq = np.sum((x[:, None, :] - grid.centers[None]) ** 2, axis=-1)
+    d = x.shape[1]
+    log_comp = (np.log(grid.weights)[None] - 0.5 * sq / grid.std**2
+                - d * np.log(grid.std) - 0.5 * d * np.log(2 * np.pi))
+    top = log_comp.max(axis=1, keepdims=True)
+    log_p = top[:, 0] + np.log(np.sum(np.exp(log_comp - top), axis=1))
+    return float(-np.mean(log_p))
+
+
+def heldout_data(grid, args):
+    return grid.sample(args.heldout_samples, seed=HELDOUT_SEED)
+
+
 # === Training and evaluation ===
 
 
@@ -304,6 +374,8 @@ def run_one(name, args, grid, seed, strategy):
     small.update_state(samples[:SMALL_PROTOCOL_SAMPLES])
     result.update({f"{k}_2500": float(v) for k, v in small.result().items()})
     result["wall_s"] = wall
+    result["heldout_nll"] = heldout_nll(model_mixing(model), grid,
+                                        heldout_data(grid, args), seed=seed)
     if args.backup_dir:
         _save_finished(finished, result, samples)
     return result, samples
@@ -311,21 +383,35 @@ def run_one(name, args, grid, seed, strategy):
 
 def summarize(rows):
     out = {}
-    for key in ("modes", "high_quality", "kl", "wall_s",
+    for key in ("modes", "high_quality", "kl", "wall_s", "heldout_nll",
                 "modes_2500", "high_quality_2500", "kl_2500"):
-        values = np.array([r[key] for r in rows])
+        values = np.array([r.get(key, np.nan) for r in rows])
         out[key] = (values.mean(), values.std())
     return out
 
 
-def format_table(summary, args):
+def format_table(summary, args, entropy=None):
+    """Markdown tables; `entropy`: (grid entropy, L_K with the true centres)."""
     fmt = {"modes": "{:.1f} +- {:.2f}", "high_quality": "{:.3f} +- {:.3f}",
-           "kl": "{:.3f} +- {:.3f}", "wall_s": "{:.1f} +- {:.1f}"}
-    header = "| model | modes / 25 | high-quality share | KL | wall s / seed |"
-    lines = [header, "|---|---|---|---|---|"]
+           "kl": "{:.3f} +- {:.3f}", "wall_s": "{:.1f} +- {:.1f}",
+           "heldout_nll": "{:.3f} +- {:.3f}"}
+    header = ("| model | modes / 25 | high-quality share | KL | held-out NLL (nats) "
+              "| wall s / seed |")
+    lines = [header, "|---|---|---|---|---|---|"]
     for name, s in summary.items():
-        cells = [fmt[k].format(*s[k]) for k in ("modes", "high_quality", "kl", "wall_s")]
+        cells = [fmt[k].format(*s[k])
+                 for k in ("modes", "high_quality", "kl", "heldout_nll", "wall_s")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    caption = (f"Held-out NLL: the SIG bound L_K (K = {HELDOUT_K}) in nats per example "
+               f"of {args.heldout_samples} fresh grid points (seed {HELDOUT_SEED}), "
+               f"psi = the model's generated points, Normal kernel of std {args.std}; "
+               "an upper bound of the model's cross-entropy")
+    if entropy is not None:
+        caption += (f". The true cross-entropy (the grid's entropy, exact density on "
+                    f"the same points) is {entropy[0]:.3f} nats; L_K with the true "
+                    f"centres as psi: {entropy[1]:.3f}")
+    lines.append(caption + ".")
     lines.append("")
     lines.append(f"VEEGAN / PacGAN protocol (grid std {args.std}; theirs is 0.05): "
                  f"first {SMALL_PROTOCOL_SAMPLES} samples, a mode captured with at "
@@ -389,6 +475,8 @@ def parse_args(argv=None):
     p.add_argument("--conditional-scale", type=float, default=None,
                    help="SIG's Normal conditional scale; defaults to --std")
     p.add_argument("--eval-samples", type=int, default=50_000)
+    p.add_argument("--heldout-samples", type=int, default=10_000,
+                   help="fresh grid points for the held-out NLL column")
     p.add_argument("--output-dir", default="outputs/mixture_of_gaussians")
     distribute.add_strategy_flag(p)
     p.add_argument("--backup-dir", default=None,
@@ -419,7 +507,7 @@ def parse_args(argv=None):
         p.error(f"--std must be positive; got {args.std}")
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1; got {args.seeds}")
-    for flag in ("steps", "batch_size", "eval_samples", "num_samples"):
+    for flag in ("steps", "batch_size", "eval_samples", "num_samples", "heldout_samples"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
@@ -431,6 +519,7 @@ def parse_args(argv=None):
         args.steps = args.steps or 200
         args.seeds = 1
         args.eval_samples = min(args.eval_samples, 5000)
+        args.heldout_samples = min(args.heldout_samples, 2000)
     if args.backup_dir:
         _check_backup_dir(p, args)
     return args
@@ -474,13 +563,17 @@ def main(argv=None):
         for seed in range(args.seeds):
             result, samples = run_one(name, args, grid, seed, strategy)
             print(f"{name} seed {seed}: modes {result['modes']:.0f}, high quality "
-                  f"{result['high_quality']:.3f}, KL {result['kl']:.4f}, "
+                  f"{result['high_quality']:.3f}, KL {result['kl']:.4f}, held-out NLL "
+                  f"{result.get('heldout_nll', float('nan')):.3f}, "
                   f"{result['wall_s']:.1f} s", flush=True)
             rows.append(result)
             csv_rows.append({"model": name, "seed": seed, **result})
             last_samples[name] = samples
         summary[name] = summarize(rows)
-    table = format_table(summary, args)
+    heldout = heldout_data(grid, args)
+    entropy = (mixture_entropy(grid, heldout),
+               heldout_nll(grid_mixing(grid), grid, heldout, seed=HELDOUT_SEED))
+    table = format_table(summary, args, entropy)
     device = "CPU" if not tf.config.list_physical_devices("GPU") else "GPU"
     header = (f"25 Gaussians, std {args.std}, {args.eval_samples} samples, "
               f"{args.seeds} seed(s), device {device} ({os.cpu_count()} cores)")

@@ -58,6 +58,7 @@ def _check_table1(out_dir, names):
         assert 0 <= float(r["modes"]) <= 25
         assert 0 <= float(r["high_quality"]) <= 1
         assert np.isfinite(float(r["kl"])) and float(r["wall_s"]) > 0
+        assert np.isfinite(float(r["heldout_nll"]))  # held-out SIG bound L_K, nats
         # VEEGAN / PacGAN protocol on the first 2,500 samples of the same run.
         assert 0 <= float(r["modes_2500"]) <= 25
         assert 0 <= float(r["high_quality_2500"]) <= 1
@@ -67,6 +68,7 @@ def _check_table1(out_dir, names):
         assert f"| {name} |" in table
     assert "2000 samples" in table
     assert "VEEGAN / PacGAN protocol" in table
+    assert "held-out NLL (nats)" in table and "the grid's entropy" in table
     assert _is_png(os.path.join(out_dir, "figure2.png"))
     return rows
 
@@ -85,6 +87,19 @@ def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
     _check_table1(out, MOG_MODELS)
     printed = capsys.readouterr().out
     assert "(paper, std 0.1)" in printed and "wrote" in printed
+
+
+def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
+    # psi = the true centres: the smoothed "generator" is the data
+    # distribution, so L_K (K = 10,000) is close to the grid's entropy,
+    # about log 25 + log(2 pi e 0.1^2) = 1.452 nats for well-separated modes.
+    mog = _example("mixture_of_gaussians")
+    grid = mog.datasets.gaussian_grid(std=0.1)
+    x = grid.sample(2000, seed=mog.HELDOUT_SEED)
+    entropy = mog.mixture_entropy(grid, x)
+    assert abs(entropy - (np.log(25) + np.log(2 * np.pi * np.e * 0.01))) < 0.1
+    bound = mog.heldout_nll(mog.grid_mixing(grid), grid, x, seed=0)
+    assert abs(bound - entropy) < 0.01
 
 
 @pytest.mark.parametrize("script, argv, message", [
