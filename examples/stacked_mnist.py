@@ -289,7 +289,7 @@ def write_tables(args, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     records = []
     for label, seed, r in rows:
-        values = [r[c] for c in COLUMNS] + [r.get("wall_s", float("nan"))]
+        values = [r.get(c, float("nan")) for c in COLUMNS] + [r.get("wall_s", float("nan"))]
         records.append([label, seed] + values)
         cells = [f"{v:{fmt}}" for v, fmt in zip(values, formats)]
         lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
@@ -305,7 +305,7 @@ def write_tables(args, rows):
             for c, fmt in (("inception_score", ".2f"), ("high_quality", ".3f"), ("modes", ".1f"),
                            ("kl", ".3f"), ("fid", ".2f"), ("kid", ".4f"), ("recall", ".3f"),
                            ("coverage", ".3f")):
-                v = np.array([r[c] for r in rs])
+                v = np.array([r.get(c, np.nan) for r in rs])
                 cell.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
             lines.append(f"| {label} ({len(rs)} seeds) | " + " | ".join(cell) + " |")
     os.makedirs(args.out, exist_ok=True)
