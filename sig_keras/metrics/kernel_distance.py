@@ -29,8 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sig_keras.metrics.feature_metric import FeatureBuffer
-from sig_keras.metrics.feature_metric import FeatureMetric
+from sig_keras.metrics.feature_metric import StoredFeatureMetric
 
 
 def _offdiag_sum(k):
@@ -38,7 +37,7 @@ def _offdiag_sum(k):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
-class KernelDistance(FeatureMetric):
+class KernelDistance(StoredFeatureMetric):
     """Kernel (Inception) distance: `update_state(real, generated)`, `result()`.
 
     `result()` returns `{"kid": mean, "kid_std": std}` over subsets, float32.
@@ -74,7 +73,6 @@ class KernelDistance(FeatureMetric):
     def __init__(self, feature_extractor=None, subsets=100, subset_size=1000, seed=0,
                  num_features=None, reference_stats=None, input_range=(-1.0, 1.0),
                  capacity=None, name="kernel_distance", **kwargs):
-        self.capacity = None if capacity is None else int(capacity)
         self.subsets = int(subsets)
         if self.subsets < 1:
             raise ValueError(f"`subsets` must be >= 1; got {subsets}.")
@@ -84,16 +82,7 @@ class KernelDistance(FeatureMetric):
         self.seed = int(seed)
         super().__init__(feature_extractor=feature_extractor, num_features=num_features,
                          reference_stats=reference_stats, input_range=input_range,
-                         name=name, **kwargs)
-        # === State ===
-        self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)
-        self.generated_features = FeatureBuffer(self.num_features, "generated",
-                                                self.capacity)
-        if self._reference is not None:
-            self.real_features.set(self._reference["features"])
-
-    def _accumulate(self, features, real):
-        (self.real_features if real else self.generated_features).append(features)
+                         capacity=capacity, name=name, **kwargs)
 
     def _check_counts(self, num_real, num_generated):
         if tf.executing_eagerly():
@@ -151,24 +140,10 @@ class KernelDistance(FeatureMetric):
             "kid_std": tf.cast(tf.math.reduce_std(mmds), tf.float32),
         }
 
-    def reset_state(self):
-        if self._reference is None:
-            self.real_features.reset()
-        self.generated_features.reset()
-
-    # === Reference statistics ===
-
-    def _reference_arrays(self):
-        return {"features": self.real_features.values().numpy()}
-
-    def _load_reference(self, arrays):
-        return {"features": self._reference_features(arrays)}
-
     # === Config ===
 
     def get_config(self):
         config = super().get_config()
         config.update({"subsets": self.subsets, "subset_size": self.subset_size,
-                       "capacity": self.capacity,
                        "seed": self.seed})
         return config

@@ -26,8 +26,7 @@ result can be computed inside `tf.function` too.
 import keras
 import tensorflow as tf
 
-from sig_keras.metrics.feature_metric import FeatureBuffer
-from sig_keras.metrics.feature_metric import FeatureMetric
+from sig_keras.metrics.feature_metric import StoredFeatureMetric
 
 
 def _squared_distances(a, b, a_sq, b_sq):
@@ -113,7 +112,7 @@ def precision_recall_density_coverage(real, generated, k=5, block_size=1024):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
-class PrecisionRecall(FeatureMetric):
+class PrecisionRecall(StoredFeatureMetric):
     """k-NN precision, recall, density and coverage: `update_state(real, generated)`.
 
     `result()` returns `{"precision", "recall", "density", "coverage"}`,
@@ -152,7 +151,6 @@ class PrecisionRecall(FeatureMetric):
     def __init__(self, feature_extractor=None, k=5, block_size=1024, num_features=None,
                  reference_stats=None, input_range=(-1.0, 1.0), capacity=None,
                  name="precision_recall", **kwargs):
-        self.capacity = None if capacity is None else int(capacity)
         self.k = int(k)
         if self.k < 1:
             raise ValueError(f"`k` must be >= 1; got {k}.")
@@ -161,16 +159,7 @@ class PrecisionRecall(FeatureMetric):
             raise ValueError(f"`block_size` must be >= 1; got {block_size}.")
         super().__init__(feature_extractor=feature_extractor, num_features=num_features,
                          reference_stats=reference_stats, input_range=input_range,
-                         name=name, **kwargs)
-        # === State ===
-        self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)
-        self.generated_features = FeatureBuffer(self.num_features, "generated",
-                                                self.capacity)
-        if self._reference is not None:
-            self.real_features.set(self._reference["features"])
-
-    def _accumulate(self, features, real):
-        (self.real_features if real else self.generated_features).append(features)
+                         capacity=capacity, name=name, **kwargs)
 
     def result(self):
         real = self.real_features.values()
@@ -194,23 +183,9 @@ class PrecisionRecall(FeatureMetric):
                                                        self.block_size)
         return {key: tf.cast(value, tf.float32) for key, value in values.items()}
 
-    def reset_state(self):
-        if self._reference is None:
-            self.real_features.reset()
-        self.generated_features.reset()
-
-    # === Reference statistics ===
-
-    def _reference_arrays(self):
-        return {"features": self.real_features.values().numpy()}
-
-    def _load_reference(self, arrays):
-        return {"features": self._reference_features(arrays)}
-
     # === Config ===
 
     def get_config(self):
         config = super().get_config()
-        config.update({"k": self.k, "block_size": self.block_size,
-                       "capacity": self.capacity})
+        config.update({"k": self.k, "block_size": self.block_size})
         return config
