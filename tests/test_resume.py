@@ -12,10 +12,14 @@ import os
 import signal
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
+from sig_keras import layers
 from sig_keras.callbacks import fault_tolerance
+from sig_keras.models import SIG
+from sig_keras.models import mlp_generator
 from tests.worker_processes import start_worker
 from tests.worker_processes import wait_all
 
@@ -149,3 +153,66 @@ def test_backup_restores_seed_and_optimizers_under_mirrored(two_cpu_strategy, tm
         for a, b in zip(getattr(original, attr).variables,
                         getattr(restored, attr).variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+# === Bad options fail before training ===
+
+
+def _sig_model():
+    keras.utils.set_random_seed(0)
+    model = SIG(mlp_generator(2, 2, hidden_units=(8,)), layers.NormalConditional(0.5),
+                noise_dim=2, num_samples=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
+def _sig_data():
+    return np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("save_freq", [0, -3, 2.5, True, "batch"])
+def test_backup_rejects_bad_save_freq(tmp_path, save_freq):
+    with pytest.raises(ValueError, match="`save_freq` must be 'epoch' or a positive number"):
+        fault_tolerance.FaultTolerantBackup(str(tmp_path), save_freq=save_freq)
+
+
+def test_backup_directory_that_is_a_file_fails_at_construction(tmp_path):
+    path = tmp_path / "backup"
+    path.write_text("not a directory")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        fault_tolerance.FaultTolerantBackup(str(path))
+    assert path.read_text() == "not a directory"  # nothing lost
+
+
+def test_backup_directory_under_a_file_fails_at_construction(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="is not writable"):
+        fault_tolerance.FaultTolerantBackup(str(blocker / "backup"))
+
+
+@pytest.mark.parametrize("monitor", ["", 3])
+def test_terminate_rejects_bad_monitor(monitor):
+    with pytest.raises(ValueError, match="`monitor` must be a log name or None"):
+        fault_tolerance.TerminateOnNonFinite(monitor=monitor)
+
+
+def test_terminate_monitor_typo_fails_before_the_first_step():
+    model = _sig_model()
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    with pytest.raises(ValueError, match=r"monitor='los'\) watches nothing.*'loss'"):
+        model.fit(_sig_data(), batch_size=8, epochs=1, verbose=0,
+                  callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="los")])
+    for w, b in zip(model.trainable_weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)  # no step was taken
+    model.fit(_sig_data(), batch_size=8, epochs=1, verbose=0,
+              callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="loss")])
+
+
+def test_terminate_monitor_typo_on_a_plain_keras_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.zeros((8, 2), np.float32)
+    with pytest.raises(ValueError, match="watches nothing"):
+        model.fit(x, x[:, :1], batch_size=4, verbose=0,
+                  callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="val_los")])

@@ -106,6 +106,14 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch" and (isinstance(save_freq, bool)
+                                     or not isinstance(save_freq, (int, np.integer))
+                                     or save_freq < 1):
+            raise ValueError(
+                f"`save_freq` must be 'epoch' or a positive number of batches; got "
+                f"{save_freq!r}."
+            )
+        _check_writable_directory(backup_dir)
         super().__init__(
             backup_dir,
             save_freq=save_freq,
@@ -297,6 +305,25 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
+def _check_writable_directory(path):
+    """Creates `path` if needed; `ValueError` if it is a file or not writable.
+
+    Checked when the callback is made, so a bad backup directory fails before
+    any training, not at the first save.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"The backup directory {path} exists and is not a directory.")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"The backup directory {path} is not writable: {err}.") from None
+
+
 class TerminateOnNonFinite(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite value in the step logs.
 
@@ -313,16 +340,37 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
 
     def __init__(self, monitor=None, raise_error=False):
         super().__init__()
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ValueError(f"`monitor` must be a log name or None; got {monitor!r}.")
         self.monitor = monitor
         self.raise_error = bool(raise_error)
         self.message = None
         self._epoch = 0
+        self._monitor_checked = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def _check_monitor(self, names):
+        """`ValueError` when the monitored log is not among `names`."""
+        self._monitor_checked = True
+        if self.monitor is not None and self.monitor not in names:
+            raise ValueError(
+                f"TerminateOnNonFinite(monitor={self.monitor!r}) watches nothing: the "
+                f"training logs are {sorted(names)}."
+            )
+
+    def on_train_begin(self, logs=None):
+        # A sig_keras model logs exactly its trackers (`metric_logs`): check
+        # before the first step. Other models expand compiled metrics into
+        # their own names: checked against the first step's logs.
+        if self.monitor is not None and hasattr(self.model, "metric_logs"):
+            self._check_monitor([m.name for m in self.model.metrics])
+
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
+        if self.monitor is not None and not self._monitor_checked and logs:
+            self._check_monitor(list(logs))
         if self.monitor is not None:
             logs = {self.monitor: logs[self.monitor]} if self.monitor in logs else {}
         bad = _non_finite_logs(logs)
