@@ -231,3 +231,22 @@ def test_stacked_mnist_wrong_channels():
     metric = StackedMNISTModes(_digit_oracle(), splits=1)
     with pytest.raises(ValueError, match="3"):
         metric.update_state(np.zeros((2, 28, 28, 1), np.float32))
+
+
+@pytest.mark.parametrize("probs", [
+    [[1.2, -0.2], [0.5, 0.5]],       # negative "probability"
+    [[0.3, 0.3], [0.5, 0.5]],        # does not sum to 1
+    [[np.nan, 1.0], [0.5, 0.5]],     # NaN
+])
+def test_update_from_probs_rejects_non_probabilities(probs):
+    metric = InceptionScore(classifier=_classifier(num_classes=2), splits=1, num_classes=2)
+    with pytest.raises(ValueError, match="Rows are not probability vectors"):
+        metric.update_state_from_probs(np.array(probs, np.float32))
+    assert float(tf.reduce_sum(metric.counts)) == 0  # nothing accumulated
+
+
+def test_update_from_probs_rejects_non_probabilities_in_graph():
+    metric = InceptionScore(classifier=_classifier(num_classes=2), splits=1, num_classes=2)
+    update = tf.function(metric.update_state_from_probs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not probability vectors"):
+        update(tf.constant([[1.2, -0.2]]))

@@ -163,3 +163,20 @@ def test_sample_weight_is_rejected():
     metric = ModeCoverage(TWO_CENTRES, std=1.0)
     with pytest.raises(ValueError, match="sample_weight"):
         metric.update_state(np.zeros((2, 2), np.float32), sample_weight=np.ones(2))
+
+
+@pytest.mark.parametrize("samples, message", [
+    (np.zeros((4, 3)), r"shape \[N, 2\]"),          # wrong width (was reshaped silently)
+    (np.zeros((2, 2, 2)), r"shape \[N, 2\]"),       # wrong rank
+    (np.array([[0.0, np.nan]]), "NaN or inf"),
+])
+def test_rejects_samples_it_cannot_measure(samples, message):
+    metric = ModeCoverage(TWO_CENTRES, std=1.0)
+    with pytest.raises(ValueError, match=message):
+        metric.update_state(samples)
+
+
+def test_non_finite_samples_fail_in_graph():
+    metric = ModeCoverage(TWO_CENTRES, std=1.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        tf.function(metric.update_state)(tf.constant([[0.0, np.inf]]))

@@ -236,6 +236,17 @@ class InceptionScore(keras.metrics.Metric):
             raise ValueError(
                 f"Expected probabilities of shape [N, {self.num_classes}]; got {probs.shape}."
             )
+        valid = (tf.reduce_all(tf.math.is_finite(probs))
+                 & tf.reduce_all(probs >= -1e-3) & tf.reduce_all(probs <= 1.0 + 1e-3)
+                 & tf.reduce_all(tf.abs(tf.reduce_sum(probs, axis=1) - 1.0) <= 1e-3))
+        message = ("Rows are not probability vectors (finite values in [0, 1] summing "
+                   "to 1): pass softmax outputs, or logits with from_logits=True.")
+        if tf.executing_eagerly():
+            if not bool(valid):
+                raise ValueError(message)
+        else:
+            with tf.control_dependencies([tf.debugging.Assert(valid, [message])]):
+                probs = tf.identity(probs)
         n = tf.shape(probs)[0]
         start = tf.cast(tf.reduce_sum(self.counts), tf.int64)
         index = start + tf.range(tf.cast(n, tf.int64), dtype=tf.int64)

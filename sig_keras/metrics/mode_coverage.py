@@ -79,7 +79,21 @@ class ModeCoverage(keras.metrics.Metric):
     def update_state(self, samples, sample_weight=None):
         if sample_weight is not None:
             raise ValueError("ModeCoverage does not take `sample_weight`.")
-        samples = tf.cast(tf.reshape(samples, [-1, self.centers.shape[1]]), tf.float32)
+        samples = tf.cast(samples, tf.float32)
+        width = self.centers.shape[1]
+        if samples.shape.rank != 2 or samples.shape[-1] != width:
+            raise ValueError(
+                f"ModeCoverage takes samples of shape [N, {width}] (the centres' "
+                f"width); got {samples.shape}."
+            )
+        finite = tf.reduce_all(tf.math.is_finite(samples))
+        if tf.executing_eagerly():
+            if not bool(finite):
+                raise ValueError("ModeCoverage samples contain NaN or inf.")
+        else:
+            with tf.control_dependencies([tf.debugging.Assert(
+                    finite, ["ModeCoverage samples contain NaN or inf."])]):
+                samples = tf.identity(samples)
         centers = tf.constant(self.centers)
         # ||s - c||^2 = ||s||^2 - 2 s.c + ||c||^2: one matrix product.
         sq = (
