@@ -216,3 +216,11 @@ def test_terminate_monitor_typo_on_a_plain_keras_model():
     with pytest.raises(ValueError, match="watches nothing"):
         model.fit(x, x[:, :1], batch_size=4, verbose=0,
                   callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="val_los")])
+
+
+def test_terminate_on_non_finite_is_registered_and_round_trips():
+    callback = fault_tolerance.TerminateOnNonFinite(monitor="loss", raise_error=True)
+    assert keras.saving.get_registered_object(
+        "sig_keras>TerminateOnNonFinite") is fault_tolerance.TerminateOnNonFinite
+    restored = fault_tolerance.TerminateOnNonFinite(**callback.get_config())
+    assert (restored.monitor, restored.raise_error) == ("loss", True)

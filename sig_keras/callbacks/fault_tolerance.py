@@ -304,7 +304,6 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
         }
 
 
-@keras.saving.register_keras_serializable(package="sig_keras")
 def _check_writable_directory(path):
     """Creates `path` if needed; `ValueError` if it is a file or not writable.
 
@@ -324,6 +323,7 @@ def _check_writable_directory(path):
         raise ValueError(f"The backup directory {path} is not writable: {err}.") from None
 
 
+@keras.saving.register_keras_serializable(package="sig_keras")
 class TerminateOnNonFinite(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite value in the step logs.
 
