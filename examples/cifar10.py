@@ -51,10 +51,9 @@ from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
-from sig_keras.metrics import FrechetDistance  # noqa: E402
 from sig_keras.metrics import InceptionScore  # noqa: E402
 from sig_keras.metrics import KernelDistance  # noqa: E402
-from sig_keras.metrics import PrecisionRecall  # noqa: E402
+from sig_keras.metrics import feature_scores  # noqa: E402
 from sig_keras.metrics.feature_metric import load_reference_statistics  # noqa: E402
 from sig_keras.metrics.inception_score import to_probabilities  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
@@ -200,23 +199,6 @@ def real_features(args, metric, model):
     return features, "CIFAR-10 train"
 
 
-def feature_metrics(real, generated):
-    """FID, KID (mean and std over subsets), precision/recall/density/coverage."""
-    out = {}
-    width = real.shape[-1]
-    fid = FrechetDistance("identity", num_features=width)
-    fid.update_state_from_features(real, generated)
-    out["fid"] = float(fid.result())
-    kid = KernelDistance("identity", num_features=width,
-                         subset_size=min(1000, real.shape[0], generated.shape[0]))
-    kid.update_state_from_features(real, generated)
-    out.update({k: float(v) for k, v in kid.result().items()})
-    pr = PrecisionRecall("identity", num_features=width, k=K)
-    pr.update_state_from_features(real, generated)
-    out.update({k: float(v) for k, v in pr.result().items()})
-    return out
-
-
 def train_and_score(args, name, data, strategy, metric, model_out, real):
     if args.deterministic:
         distribute.enable_determinism(args.seed)
@@ -252,7 +234,7 @@ def train_and_score(args, name, data, strategy, metric, model_out, real):
             generated.append(features[: num_features - start])
     result = {k: float(v) for k, v in metric.result().items()}
     if real is not None:
-        result.update(feature_metrics(real, np.concatenate(generated, axis=0)))
+        result.update(feature_scores(real, np.concatenate(generated, axis=0), k=K))
     return result
 
 

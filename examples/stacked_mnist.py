@@ -52,10 +52,8 @@ from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
-from sig_keras.metrics import FrechetDistance  # noqa: E402
-from sig_keras.metrics import KernelDistance  # noqa: E402
-from sig_keras.metrics import PrecisionRecall  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
+from sig_keras.metrics import feature_scores  # noqa: E402
 from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
@@ -196,22 +194,6 @@ def real_features(args, extractor):
     return keras.ops.concatenate(feats, axis=0)
 
 
-def feature_metrics(real, generated):
-    """FID, KID, precision/recall/density/coverage of two feature sets."""
-    out = {}
-    fid = FrechetDistance(num_features=real.shape[-1])
-    fid.update_state_from_features(real, generated)
-    out["fid"] = float(fid.result())
-    kid = KernelDistance(num_features=real.shape[-1],
-                         subset_size=min(1000, real.shape[0], generated.shape[0]))
-    kid.update_state_from_features(real, generated)
-    out.update({k: float(v) for k, v in kid.result().items()})
-    pr = PrecisionRecall(num_features=real.shape[-1], k=5)
-    pr.update_state_from_features(real, generated)
-    out.update({k: float(v) for k, v in pr.result().items()})
-    return out
-
-
 def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
     label, weight, auto_scale, sigma = spec
     run_dir = os.path.join(args.out, _run_name(label, args.size, seed))
@@ -262,7 +244,7 @@ def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
     model.generator.save(os.path.join(run_dir, "generator.keras"))
     result = {k: float(v) for k, v in metric.result().items()}
-    result.update(feature_metrics(real, keras.ops.concatenate(generated, axis=0)))
+    result.update(feature_scores(real, keras.ops.concatenate(generated, axis=0)))
     result["wall_s"] = time.perf_counter() - start
     result["history"] = evaluation.history
     result["eval_samples"] = args.eval_samples

@@ -11,3 +11,4 @@ from sig_keras.metrics.frechet_distance import FrechetDistance
 from sig_keras.metrics.kernel_distance import KernelDistance
 from sig_keras.metrics.precision_recall import PrecisionRecall
 from sig_keras.metrics.semi_implicit_likelihood import SemiImplicitLikelihood
+from sig_keras.metrics.feature_scores import feature_scores
