@@ -33,6 +33,7 @@ and skipped). The directory is deleted when all runs are done.
 
 import argparse
 import csv
+import io
 import itertools
 import json
 import os
@@ -42,6 +43,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
@@ -270,8 +272,6 @@ def write_tables(args, rows):
         records.append([label, seed] + values)
         cells = [f"{v:{fmt}}" for v, fmt in zip(values, formats)]
         lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
-    import numpy as np
-
     labels = list(dict.fromkeys(label for label, _, _ in rows))
     if any(sum(1 for lab, _, _ in rows if lab == label) > 1 for label in labels):
         lines += ["", "| model (mean +- std over seeds) | IS | high quality | modes | KL | "
@@ -289,11 +289,11 @@ def write_tables(args, rows):
     title = (f"Stacked MNIST, size {args.size}, {args.steps} steps, batch {args.batch_size}, "
              f"{args.samples} samples, digits: {args.source}")
     _write_atomic(os.path.join(args.out, "table2.md"), title + "\n\n" + "\n".join(lines) + "\n")
-    with open(os.path.join(args.out, "table2.csv.tmp"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", "seed"] + list(COLUMNS) + ["wall_s"])
-        writer.writerows(records)
-    os.replace(os.path.join(args.out, "table2.csv.tmp"), os.path.join(args.out, "table2.csv"))
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["model", "seed"] + list(COLUMNS) + ["wall_s"])
+    writer.writerows(records)
+    _write_atomic(os.path.join(args.out, "table2.csv"), table.getvalue())
 
 
 def plot_history(args, rows):
@@ -337,8 +337,7 @@ def merge(args):
                 rows.append((r.pop("model"), r.pop("seed"), r))
     order = {"DCGAN": 0}
     rows.sort(key=lambda row: (order.get(row[0], 1), row[0], row[1]))
-    os.makedirs(args.out, exist_ok=True)
-    write_tables(args, rows)
+    write_tables(args, rows)  # creates args.out
     print("wrote", os.path.join(args.out, "table2.md"), plot_history(args, rows))
     return rows
 
