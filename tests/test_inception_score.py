@@ -240,7 +240,7 @@ def test_stacked_mnist_wrong_channels():
 ])
 def test_update_from_probs_rejects_non_probabilities(probs):
     metric = InceptionScore(classifier=_classifier(num_classes=2), splits=1, num_classes=2)
-    with pytest.raises(ValueError, match="Rows are not probability vectors"):
+    with pytest.raises(ValueError, match="not a probability vector per example"):
         metric.update_state_from_probs(np.array(probs, np.float32))
     assert float(tf.reduce_sum(metric.counts)) == 0  # nothing accumulated
 
@@ -248,5 +248,5 @@ def test_update_from_probs_rejects_non_probabilities(probs):
 def test_update_from_probs_rejects_non_probabilities_in_graph():
     metric = InceptionScore(classifier=_classifier(num_classes=2), splits=1, num_classes=2)
     update = tf.function(metric.update_state_from_probs)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="not probability vectors"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a probability vector"):
         update(tf.constant([[1.2, -0.2]]))

@@ -227,26 +227,26 @@ class InceptionScore(keras.metrics.Metric):
     def update_state(self, images, sample_weight=None):
         """Classifies `images` and accumulates their class probabilities."""
         outputs = self.classifier(self.preprocess(images), training=False)
-        self.update_state_from_probs(to_probabilities(outputs, self.from_logits))
+        self._accumulate(to_probabilities(outputs, self.from_logits))
 
     def update_state_from_probs(self, probs):
-        """Accumulates precomputed class probabilities `[N, num_classes]`."""
-        probs = tf.cast(probs, tf.float32)
+        """Accumulates precomputed class probabilities `[N, num_classes]`.
+
+        Rows that are not probability vectors raise `ValueError` (eager) or
+        fail an assertion (graph).
+        """
+        probs = self._check_shape(tf.cast(probs, tf.float32))
+        self._accumulate(to_probabilities(probs, from_logits=False))
+
+    def _check_shape(self, probs):
         if probs.shape.rank != 2 or probs.shape[-1] != self.num_classes:
             raise ValueError(
                 f"Expected probabilities of shape [N, {self.num_classes}]; got {probs.shape}."
             )
-        valid = (tf.reduce_all(tf.math.is_finite(probs))
-                 & tf.reduce_all(probs >= -1e-3) & tf.reduce_all(probs <= 1.0 + 1e-3)
-                 & tf.reduce_all(tf.abs(tf.reduce_sum(probs, axis=1) - 1.0) <= 1e-3))
-        message = ("Rows are not probability vectors (finite values in [0, 1] summing "
-                   "to 1): pass softmax outputs, or logits with from_logits=True.")
-        if tf.executing_eagerly():
-            if not bool(valid):
-                raise ValueError(message)
-        else:
-            with tf.control_dependencies([tf.debugging.Assert(valid, [message])]):
-                probs = tf.identity(probs)
+        return probs
+
+    def _accumulate(self, probs):
+        probs = self._check_shape(probs)
         n = tf.shape(probs)[0]
         start = tf.cast(tf.reduce_sum(self.counts), tf.int64)
         index = start + tf.range(tf.cast(n, tf.int64), dtype=tf.int64)
