@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from sig_keras.models import GAN
 from sig_keras.models import WGANGP
-from sig_keras.models import dcgan_critic
-from sig_keras.models import dcgan_discriminator
-from sig_keras.models import dcgan_generator
+from sig_keras.networks import dcgan_critic
+from sig_keras.networks import dcgan_discriminator
+from sig_keras.networks import dcgan_generator
 
 
 def make(kind, sig_weight, latent_dim=128):

@@ -73,9 +73,9 @@ import numpy as np  # noqa: E402
 
 from sig_keras import distribute  # noqa: E402
 from sig_keras.models import SIG  # noqa: E402
-from sig_keras.models import dcgan_discriminator  # noqa: E402
-from sig_keras.models import dcgan_generator  # noqa: E402
-from sig_keras.models import mlp_generator  # noqa: E402
+from sig_keras.networks import dcgan_discriminator  # noqa: E402
+from sig_keras.networks import dcgan_generator  # noqa: E402
+from sig_keras.networks import mlp_generator  # noqa: E402
 from sig_keras.models.gan import GAN  # noqa: E402
 
 
@@ -93,7 +93,7 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def make_sig(batch=256, gather_psi=True):
-    model = SIG(mlp_generator(10, 2), "normal", noise_dim=10, num_samples=1000,
+    model = SIG(mlp_generator(10, 2), "normal", latent_dim=10, num_samples=1000,
                 seed=0, gather_psi=gather_psi)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ from sig_keras import distribute  # noqa: E402
 from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
-from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
+from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.metrics import InceptionScore  # noqa: E402
 from sig_keras.metrics import KernelDistance  # noqa: E402
 from sig_keras.metrics import feature_scores  # noqa: E402
@@ -124,14 +124,14 @@ def parse_args(argv=None):
 def build_model(name, seed):
     sig_weight = "auto" if name.endswith("_si") else 0.0
     if name.startswith("dcgan"):
-        model = GAN(sig_keras.models.dcgan_generator(128),
-                    sig_keras.models.dcgan_discriminator(), 128,
+        model = GAN(sig_keras.networks.dcgan_generator(128),
+                    sig_keras.networks.dcgan_discriminator(), 128,
                     sig_weight=sig_weight, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
     else:
-        model = WGANGP(sig_keras.models.dcgan_generator(128),
-                       sig_keras.models.dcgan_critic(), 128,
+        model = WGANGP(sig_keras.networks.dcgan_generator(128),
+                       sig_keras.networks.dcgan_critic(), 128,
                        sig_weight=sig_weight, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.9),
                       g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.9))

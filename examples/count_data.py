@@ -36,7 +36,7 @@ import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 
-NOISE_DIM = 10
+LATENT_DIM = 10
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 TARGETS = {
     "negative_binomial": datasets.negative_binomial,
@@ -64,11 +64,11 @@ def fit_target(name, args, strategy):
         keras.utils.set_random_seed(args.seed)
     spec = TARGETS[name]()
     with strategy.scope():
-        generator = sig_keras.models.mlp_generator(NOISE_DIM, 1)
+        generator = sig_keras.networks.mlp_generator(LATENT_DIM, 1)
         model = sig_keras.models.SIG(
             generator,
             sig_keras.layers.PoissonConditional(),
-            noise_dim=NOISE_DIM,
+            latent_dim=LATENT_DIM,
             num_samples=args.num_samples,
             seed=args.seed,
         )

@@ -48,8 +48,9 @@ import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 from sig_keras import models  # noqa: E402
+from sig_keras import networks  # noqa: E402
 
-NOISE_DIM = 10
+LATENT_DIM = 10
 DATA_DIM = 2
 
 # Per-model defaults: (steps, batch size, learning rate). Measured to fit the
@@ -117,11 +118,11 @@ def _scale_annealing(args, steps):
 
 
 def build_sig(args, seed, steps, lr, strategy):
-    generator = models.mlp_generator(NOISE_DIM, DATA_DIM)
+    generator = networks.mlp_generator(LATENT_DIM, DATA_DIM)
     model = models.SIG(
         generator,
         sig_keras.layers.NormalConditional(scale=args.conditional_scale),
-        noise_dim=NOISE_DIM,
+        latent_dim=LATENT_DIM,
         num_samples=args.num_samples,
         seed=seed,
     )
@@ -139,9 +140,9 @@ def _gan_optimizers(lr, steps, d_lr=None):
 
 def build_gan(args, seed, steps, lr, strategy):
     model = models.GAN(
-        models.mlp_generator(NOISE_DIM, DATA_DIM),
-        models.mlp_discriminator(DATA_DIM),
-        latent_dim=NOISE_DIM,
+        networks.mlp_generator(LATENT_DIM, DATA_DIM),
+        networks.mlp_discriminator(DATA_DIM),
+        latent_dim=LATENT_DIM,
         data_range=None,
         seed=seed,
     )
@@ -162,8 +163,8 @@ def build_vae(args, seed, steps, lr, strategy):
     # ~0.03 (not used: samples are draws of the model).
     latent = 2
     model = models.VAE(
-        models.mlp_encoder(DATA_DIM, 2 * latent),
-        models.mlp_generator(latent, DATA_DIM),
+        networks.mlp_encoder(DATA_DIM, 2 * latent),
+        networks.mlp_generator(latent, DATA_DIM),
         latent_dim=latent,
         conditional=sig_keras.layers.NormalConditional(scale=args.conditional_scale),
         kl_weight=2.0,
@@ -193,10 +194,10 @@ def build_veegan(args, seed, steps, lr, strategy):
     #   13 modes at 24k steps, 3 gave 20-21, 10 collapsed (2 modes at 12k).
     # - 24k steps (DEFAULTS; the notebook runs 100k): 12k gave 18 modes.
     model = models.VEEGAN(
-        models.mlp_generator(NOISE_DIM, DATA_DIM),
-        models.mlp_discriminator(DATA_DIM + NOISE_DIM, hidden_units=(128, 128)),
-        models.mlp_encoder(DATA_DIM, NOISE_DIM, name="reconstructor"),
-        latent_dim=NOISE_DIM,
+        networks.mlp_generator(LATENT_DIM, DATA_DIM),
+        networks.mlp_discriminator(DATA_DIM + LATENT_DIM, hidden_units=(128, 128)),
+        networks.mlp_encoder(DATA_DIM, LATENT_DIM, name="reconstructor"),
+        latent_dim=LATENT_DIM,
         reconstruction_weight=3.0,
         reconstructor_scale=1.0,
         seed=seed,
@@ -209,9 +210,9 @@ def build_veegan(args, seed, steps, lr, strategy):
 
 def build_unrolled_gan(args, seed, steps, lr, strategy):
     model = models.UnrolledGAN(
-        models.mlp_generator(NOISE_DIM, DATA_DIM),
-        models.mlp_discriminator(DATA_DIM),
-        latent_dim=NOISE_DIM,
+        networks.mlp_generator(LATENT_DIM, DATA_DIM),
+        networks.mlp_discriminator(DATA_DIM),
+        latent_dim=LATENT_DIM,
         unrolling_steps=5,
         unrolling_lr=0.1,
         seed=seed,

@@ -52,7 +52,7 @@ from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
-from sig_keras.callbacks.image_summary import save_image_grid  # noqa: E402
+from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
 from sig_keras.metrics import feature_scores  # noqa: E402
@@ -209,8 +209,8 @@ def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
         path=args.npz)
     # === Model ===
     with strategy.scope():
-        model = GAN(sig_keras.models.mnist3_generator(args.size),
-                    sig_keras.models.mnist3_discriminator(
+        model = GAN(sig_keras.networks.mnist3_generator(args.size),
+                    sig_keras.networks.mnist3_discriminator(
                         args.size, batch_norm=args.discriminator_batch_norm),
                     latent_dim=256, sig_weight=weight, conditional=NormalConditional(sigma),
                     auto_sig_scale=auto_scale, seed=seed)

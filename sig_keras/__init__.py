@@ -9,3 +9,5 @@ from sig_keras import layers
 from sig_keras import losses
 from sig_keras import metrics
 from sig_keras import models
+from sig_keras import networks
+from sig_keras import utils

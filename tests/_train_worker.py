@@ -44,13 +44,13 @@ def build_model(kind, seed):
     import keras
 
     from sig_keras.models import SIG
-    from sig_keras.models import mlp
-    from sig_keras.models import mlp_generator
+    from sig_keras.networks import mlp
+    from sig_keras.networks import mlp_generator
 
     if kind == "sig":
         model = SIG(
             mlp_generator(4, 2, hidden_units=(16, 16)),
-            "normal", noise_dim=4, num_samples=64, seed=seed,
+            "normal", latent_dim=4, num_samples=64, seed=seed,
         )
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         return model

@@ -35,7 +35,7 @@ def test_minimax_discriminator_loss_label_smoothing():
 
 def test_generator_losses_match_numpy():
     np.testing.assert_allclose(
-        losses.non_saturating_generator_loss(GEN).numpy(),
+        losses.modified_generator_loss(GEN).numpy(),
         -np.log(_sigmoid(GEN[:, 0])), rtol=1e-5)
     np.testing.assert_allclose(
         losses.minimax_generator_loss(GEN).numpy(),
@@ -54,7 +54,7 @@ def test_losses_average_non_batch_axes():
     logits = np.arange(12, dtype=np.float32).reshape(3, 2, 2) / 4 - 1
     expected = _softplus(-logits).reshape(3, -1).mean(axis=1)
     np.testing.assert_allclose(
-        losses.non_saturating_generator_loss(logits).numpy(), expected, rtol=1e-5)
+        losses.modified_generator_loss(logits).numpy(), expected, rtol=1e-5)
 
 
 def _linear_critic(w):

@@ -11,9 +11,9 @@ from sig_keras.models import GAN
 from sig_keras.models import UnrolledGAN
 from sig_keras.models import VAE
 from sig_keras.models import VEEGAN
-from sig_keras.models import mlp_discriminator
-from sig_keras.models import mlp_encoder
-from sig_keras.models import mlp_generator
+from sig_keras.networks import mlp_discriminator
+from sig_keras.networks import mlp_encoder
+from sig_keras.networks import mlp_generator
 
 HIDDEN = (16,)
 LATENT = 2

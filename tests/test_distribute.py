@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from sig_keras import distribute
 from sig_keras.models import SIG
-from sig_keras.models import mlp
-from sig_keras.models import mlp_generator
+from sig_keras.networks import mlp
+from sig_keras.networks import mlp_generator
 
 WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
 RTOL, ATOL = 1e-4, 1e-5
@@ -37,7 +37,7 @@ def _data():
 def _make_sig(gather_psi=True):
     model = SIG(
         mlp_generator(4, 2, hidden_units=(16, 16)),
-        "normal", noise_dim=4, num_samples=64, seed=3, gather_psi=gather_psi,
+        "normal", latent_dim=4, num_samples=64, seed=3, gather_psi=gather_psi,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
@@ -196,7 +196,7 @@ def test_set_malloc_top_pad_rejects_bad_sizes(value):
 
 
 def test_set_malloc_top_pad_needs_glibc(monkeypatch):
-    monkeypatch.setattr(distribute.platform, "libc_ver", lambda: ("", ""))
+    monkeypatch.setattr(distribute.host.platform, "libc_ver", lambda: ("", ""))
     with pytest.raises(RuntimeError, match="needs glibc's mallopt"):
         distribute.set_malloc_top_pad(64 << 20)
 

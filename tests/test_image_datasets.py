@@ -7,8 +7,8 @@ import tensorflow_datasets as tfds
 
 from sig_keras import datasets
 from sig_keras.callbacks import ImageSummary
-from sig_keras.callbacks.image_summary import image_grid
-from sig_keras.callbacks.image_summary import save_image_grid
+from sig_keras.utils import image_grid
+from sig_keras.utils import save_image_grid
 from sig_keras.models import GAN
 from tests import gan_helpers as h
 

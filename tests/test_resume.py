@@ -19,7 +19,7 @@ import pytest
 from sig_keras import layers
 from sig_keras.callbacks import fault_tolerance
 from sig_keras.models import SIG
-from sig_keras.models import mlp_generator
+from sig_keras.networks import mlp_generator
 from tests.worker_processes import start_worker
 from tests.worker_processes import wait_all
 
@@ -161,7 +161,7 @@ def test_backup_restores_seed_and_optimizers_under_mirrored(two_cpu_strategy, tm
 def _sig_model():
     keras.utils.set_random_seed(0)
     model = SIG(mlp_generator(2, 2, hidden_units=(8,)), layers.NormalConditional(0.5),
-                noise_dim=2, num_samples=8, seed=0)
+                latent_dim=2, num_samples=8, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
 

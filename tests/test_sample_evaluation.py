@@ -11,7 +11,7 @@ from sig_keras import layers
 from sig_keras.callbacks import SampleEvaluation
 from sig_keras.metrics import ModeCoverage
 from sig_keras.models import SIG
-from sig_keras.models import mlp_generator
+from sig_keras.networks import mlp_generator
 
 CENTRES = np.array([[2.0, -1.0], [-2.0, 1.0]])
 
@@ -19,7 +19,7 @@ CENTRES = np.array([[2.0, -1.0], [-2.0, 1.0]])
 def _model():
     keras.utils.set_random_seed(0)
     model = SIG(mlp_generator(3, 2, hidden_units=(16,)), layers.NormalConditional(0.3),
-                noise_dim=3, num_samples=16, seed=1)
+                latent_dim=3, num_samples=16, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
 

@@ -77,7 +77,7 @@ def _sig_model():
 
     inputs = keras.Input((3,))
     generator = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    return SIG(generator, NormalConditional(0.5), noise_dim=3, num_samples=16, seed=0)
+    return SIG(generator, NormalConditional(0.5), latent_dim=3, num_samples=16, seed=0)
 
 
 def test_model_with_sample_mixing_in_graph():

@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from sig_keras import layers
 from sig_keras.models import SIG
-from sig_keras.models import mlp_generator
+from sig_keras.networks import mlp_generator
 
-NOISE_DIM = 3
+LATENT_DIM = 3
 
 
 def _toy_data(n=128, seed=0):
@@ -32,8 +32,8 @@ def _model(conditional=None, output_dim=2, num_samples=16, seed=1, lr=1e-2,
            gather_psi=True, **compile_kw):
     keras.utils.set_random_seed(0)
     conditional = layers.NormalConditional(0.3) if conditional is None else conditional
-    generator = mlp_generator(NOISE_DIM, output_dim, hidden_units=(16,))
-    model = SIG(generator, conditional, noise_dim=NOISE_DIM, num_samples=num_samples,
+    generator = mlp_generator(LATENT_DIM, output_dim, hidden_units=(16,))
+    model = SIG(generator, conditional, latent_dim=LATENT_DIM, num_samples=num_samples,
                 seed=seed, gather_psi=gather_psi)
     model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kw)
     return model
@@ -124,7 +124,7 @@ def test_mirrored_fit_requires_divisible_num_samples(two_cpu_strategy):
 
 @pytest.mark.parametrize("gather_psi", [True, False], ids=["gather", "replicated"])
 def test_mirrored_gathers_psi_only_when_asked(two_cpu_strategy, monkeypatch, gather_psi):
-    from sig_keras.losses import reduction
+    from sig_keras.distribute import reduction
 
     calls = []
     gather = reduction.gather_across_replicas
@@ -270,7 +270,7 @@ def test_saved_model_export_loads_without_sig_keras(tmp_path):
     export_dir = str(tmp_path / "exported")
     model.export(export_dir, verbose=False)
 
-    noise = np.random.default_rng(0).normal(size=(9, NOISE_DIM)).astype(np.float32)
+    noise = np.random.default_rng(0).normal(size=(9, LATENT_DIM)).astype(np.float32)
     seed = np.array([4, 5], np.int32)
     np.savez(tmp_path / "in.npz", noise=noise, seed=seed)
     script = tmp_path / "serve.py"
@@ -382,33 +382,33 @@ def test_bad_input_empty_dataset():
 
 def test_bad_option_unknown_conditional():
     with pytest.raises(ValueError, match="Unknown conditional.*valid names"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "laplace", noise_dim=NOISE_DIM)
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), "laplace", latent_dim=LATENT_DIM)
 
 
 @pytest.mark.parametrize("num_samples", [0, -3])
 def test_bad_option_num_samples(num_samples):
     with pytest.raises(ValueError, match="num_samples"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM,
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), "normal", latent_dim=LATENT_DIM,
             num_samples=num_samples)
 
 
-def test_bad_option_noise_dim_mismatch():
+def test_bad_option_latent_dim_mismatch():
     with pytest.raises(ValueError, match="noise dimension"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM + 1)
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), "normal", latent_dim=LATENT_DIM + 1)
     with pytest.raises(ValueError, match="noise dimension"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=0)
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), "normal", latent_dim=0)
 
 
 @pytest.mark.parametrize("scale", [0.0, -0.1, float("nan")])
 def test_bad_option_scale(scale):
     with pytest.raises(ValueError, match="scale"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), layers.NormalConditional(scale),
-            noise_dim=NOISE_DIM)
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), layers.NormalConditional(scale),
+            latent_dim=LATENT_DIM)
 
 
 def test_bad_option_gather_psi():
     with pytest.raises(ValueError, match="gather_psi"):
-        SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM,
+        SIG(mlp_generator(LATENT_DIM, 2, (4,)), "normal", latent_dim=LATENT_DIM,
             gather_psi="yes")
 
 
@@ -419,11 +419,11 @@ def test_get_config_round_trips_gather_psi():
 
 
 def test_bad_option_loss_in_compile():
-    model = SIG(mlp_generator(NOISE_DIM, 2, (4,)), "normal", noise_dim=NOISE_DIM)
+    model = SIG(mlp_generator(LATENT_DIM, 2, (4,)), "normal", latent_dim=LATENT_DIM)
     with pytest.raises(ValueError, match="loss"):
         model.compile(optimizer="adam", loss="mse")
 
 
 def test_bad_option_generator_type():
     with pytest.raises(ValueError, match="generator"):
-        SIG("not a model", "normal", noise_dim=NOISE_DIM)
+        SIG("not a model", "normal", latent_dim=LATENT_DIM)

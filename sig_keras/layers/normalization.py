@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")

@@ -3,14 +3,14 @@
 Discriminator (critic) outputs are *logits* (real numbers), shape `[N, ...]`.
 Every function returns per-example values, shape `[N]` (non-batch axes are
 averaged), so that a model reduces them with
-`sig_keras.losses.reduction.replica_mean` (each replica returns its share of
+`sig_keras.distribute.reduction.replica_mean` (each replica returns its share of
 the global mean; see `reduction.py`).
 
 With `D = sigmoid(logit)`:
 
     minimax_discriminator_loss:    -log D(x) - log(1 - D(G(eps)))
                                  = softplus(-l_real) + softplus(l_gen)
-    non_saturating_generator_loss: -log D(G(eps)) = softplus(-l_gen)
+    modified_generator_loss:        -log D(G(eps)) = softplus(-l_gen)  (non-saturating)
     minimax_generator_loss:         log(1 - D(G(eps))) = -softplus(l_gen)
 
 WGAN-GP (Gulrajani et al., 2017), with critic `f`:
@@ -57,7 +57,7 @@ def minimax_discriminator_loss(discriminator_real_outputs, discriminator_gen_out
     return _per_example(real_term) + _per_example(tf.nn.softplus(gen))
 
 
-def non_saturating_generator_loss(discriminator_gen_outputs):
+def modified_generator_loss(discriminator_gen_outputs):
     """Non-saturating generator loss `-log D(G(eps))`, per example, `[N]`."""
     gen = tf.cast(discriminator_gen_outputs, tf.float32)
     return _per_example(tf.nn.softplus(-gen))

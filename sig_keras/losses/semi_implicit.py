@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 
 
 def semi_implicit_log_likelihood(x, psi, conditional):

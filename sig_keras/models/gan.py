@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
-from sig_keras.losses.adversarial import non_saturating_generator_loss
+from sig_keras.losses.adversarial import modified_generator_loss
 from sig_keras.models.gan_base import DEFAULT_IMAGE_SCALE
 from sig_keras.models.gan_base import AdversarialModel
 
@@ -55,8 +55,8 @@ class GAN(AdversarialModel):
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
-    >>> g = sig_keras.models.mnist3_generator("M")
-    >>> d = sig_keras.models.mnist3_discriminator("M")
+    >>> g = sig_keras.networks.mnist3_generator("M")
+    >>> d = sig_keras.networks.mnist3_discriminator("M")
     >>> model = GAN(g, d, latent_dim=256, sig_weight="auto")
     >>> model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
     ...               g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
@@ -87,7 +87,7 @@ class GAN(AdversarialModel):
     # === Training ===
 
     def _generator_adversarial_loss(self, psi):
-        return non_saturating_generator_loss(self.discriminator(psi, training=True))
+        return modified_generator_loss(self.discriminator(psi, training=True))
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -123,7 +123,7 @@ class GAN(AdversarialModel):
         real_logits = self.discriminator(x, training=False)
         fake_logits = self.discriminator(psi, training=False)
         d_loss = reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
-        adv = reduction.replica_mean(non_saturating_generator_loss(fake_logits))
+        adv = reduction.replica_mean(modified_generator_loss(fake_logits))
         self.d_loss_tracker.update_state(reduction.report_value(d_loss))
         self.g_loss_tracker.update_state(reduction.report_value(adv))
         return self.metric_logs()

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.losses.semi_implicit import semi_implicit_loss
 from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
@@ -98,8 +98,7 @@ class AdversarialModel(TwoOptimizerModel):
                  auto_weight_momentum=0.99, seed=None, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
-        self.noise_dim = self._check_generator(generator, latent_dim)
-        self.latent_dim = self.noise_dim
+        self.latent_dim = self._check_generator(generator, latent_dim)
         self._check_network(discriminator, "discriminator")
         self.sig_weight = _check_sig_weight(sig_weight)
         self.data_range = _check_data_range(data_range)

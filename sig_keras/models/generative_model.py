@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 
 
 def _first_batch(x):
@@ -46,7 +46,7 @@ def _data_spec_shape(x):
 class GenerativeModel(keras.Model):
     """Base class: a generator of noise plus sampling, validation and export.
 
-    Subclasses set `self.generator`, `self.noise_dim` and `self.seed_generator`
+    Subclasses set `self.generator`, `self.latent_dim` and `self.seed_generator`
     in `__init__`, implement `train_step`, and override `_samples_from_noise`
     and `check_data` where their data model needs it.
     """
@@ -112,29 +112,29 @@ class GenerativeModel(keras.Model):
                 f"`{role}` must be a Keras model or layer; got {network!r}."
             )
 
-    def _check_generator(self, generator, noise_dim):
+    def _check_generator(self, generator, latent_dim):
         self._check_network(generator, "generator")
-        noise_dim = int(noise_dim)
-        if noise_dim < 1:
-            raise ValueError(f"The noise dimension must be >= 1; got {noise_dim}.")
+        latent_dim = int(latent_dim)
+        if latent_dim < 1:
+            raise ValueError(f"The noise dimension must be >= 1; got {latent_dim}.")
         inputs = getattr(generator, "inputs", None)
         if inputs:
             width = inputs[0].shape[-1]
-            if width is not None and width != noise_dim:
+            if width is not None and width != latent_dim:
                 raise ValueError(
                     f"The generator takes inputs of width {width}, but the "
-                    f"noise dimension is {noise_dim}."
+                    f"noise dimension is {latent_dim}."
                 )
-        return noise_dim
+        return latent_dim
 
     def draw_noise(self, n, seed=None):
-        """`[n, noise_dim]` standard Normal noise.
+        """`[n, latent_dim]` standard Normal noise.
 
         `seed=None` advances the model's `SeedGenerator`; an int gives a
         stateless, reproducible draw.
         """
         seed = self.seed_generator if seed is None else int(seed)
-        return keras.random.normal((n, self.noise_dim), seed=seed)
+        return keras.random.normal((n, self.latent_dim), seed=seed)
 
     def draw_replica_noise(self, n):
         """This replica's slice of `n` global noise vectors.
@@ -197,7 +197,7 @@ class GenerativeModel(keras.Model):
 
     def build(self, input_shape=None):
         if not self.generator.built:
-            self.generator(tf.zeros((1, self.noise_dim)))
+            self.generator(tf.zeros((1, self.latent_dim)))
         self.built = True
 
     # === Data validation ===
@@ -210,7 +210,7 @@ class GenerativeModel(keras.Model):
 
     def _output_shape(self):
         """Shape of one generator output (without the batch axis)."""
-        out = self.generator(tf.zeros((1, self.noise_dim)), training=False)
+        out = self.generator(tf.zeros((1, self.latent_dim)), training=False)
         return tuple(out.shape[1:])
 
     def check_data_shape(self, event_shape, name="data"):
@@ -315,7 +315,7 @@ class GenerativeModel(keras.Model):
         """Writes a SavedModel whose endpoints turn noise into samples.
 
         Endpoints (loadable with `tf.saved_model.load`, no sig_keras needed):
-        - `serve(noise, seed)`: `noise` float32 `[n, noise_dim]`, `seed` int32
+        - `serve(noise, seed)`: `noise` float32 `[n, latent_dim]`, `seed` int32
           `[2]` (stateless); returns samples of `x`.
         - `generate(noise)`: the generator output (for SIG, the mixing
           parameters psi).
@@ -330,7 +330,7 @@ class GenerativeModel(keras.Model):
             self.build()
         archive = keras.export.ExportArchive()
         archive.track(self)
-        noise_spec = tf.TensorSpec([None, self.noise_dim], tf.float32, name="noise")
+        noise_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise")
         seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
         archive.add_endpoint(
             "serve",

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.losses.semi_implicit import semi_implicit_loss
 from sig_keras.models.generative_model import GenerativeModel
 
@@ -27,11 +27,11 @@ class SIG(GenerativeModel):
     Reference: Yin & Zhou, "Semi-Implicit Generative Model".
 
     Args:
-        generator: `keras.Model`. Maps `[n, noise_dim]` noise to `[n, *param_shape]`
+        generator: `keras.Model`. Maps `[n, latent_dim]` noise to `[n, *param_shape]`
             conditional parameters (see `conditional.param_shape`).
         conditional: `sig_keras.layers.Conditional` or its name. The explicit
             `p(x | psi)`.
-        noise_dim: int. Width of the noise `eps`.
+        latent_dim: int. Width of the noise `eps`.
         num_samples: int. `K`, the number of generated `psi` per step (global,
             across replicas). Larger is a tighter bound. Defaults to 1000.
         seed: int or None. Seed of the model's `SeedGenerator`.
@@ -46,8 +46,8 @@ class SIG(GenerativeModel):
             --malloc-top-pad-mib 64`). Defaults to True.
 
     Example:
-    >>> gen = sig_keras.models.mlp_generator(noise_dim=10, output_dim=2)
-    >>> model = SIG(gen, NormalConditional(0.1), noise_dim=10, num_samples=256)
+    >>> gen = sig_keras.networks.mlp_generator(latent_dim=10, output_dim=2)
+    >>> model = SIG(gen, NormalConditional(0.1), latent_dim=10, num_samples=256)
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
     >>> model.fit(dataset, steps_per_epoch=100)
     >>> x = model.sample(1000, seed=0)
@@ -59,7 +59,7 @@ class SIG(GenerativeModel):
         self,
         generator,
         conditional="normal",
-        noise_dim=10,
+        latent_dim=10,
         num_samples=1000,
         seed=None,
         gather_psi=True,
@@ -67,7 +67,7 @@ class SIG(GenerativeModel):
     ):
         super().__init__(**kwargs)
         # === Config ===
-        self.noise_dim = self._check_generator(generator, noise_dim)
+        self.latent_dim = self._check_generator(generator, latent_dim)
         self.num_samples = int(num_samples)
         if self.num_samples < 1:
             raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
@@ -140,7 +140,7 @@ class SIG(GenerativeModel):
             {
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "conditional": keras.saving.serialize_keras_object(self.conditional),
-                "noise_dim": self.noise_dim,
+                "latent_dim": self.latent_dim,
                 "num_samples": self.num_samples,
                 "seed": self.seed,
                 "gather_psi": self.gather_psi,

@@ -3,10 +3,10 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import minimax_generator_loss
-from sig_keras.losses.adversarial import non_saturating_generator_loss
+from sig_keras.losses.adversarial import modified_generator_loss
 from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
 _GENERATOR_LOSSES = ("non_saturating", "minimax")
@@ -14,7 +14,7 @@ _GENERATOR_LOSSES = ("non_saturating", "minimax")
 
 def _generator_per_example(fake_logits, kind):
     if kind == "non_saturating":
-        return non_saturating_generator_loss(fake_logits)
+        return modified_generator_loss(fake_logits)
     return minimax_generator_loss(fake_logits)
 
 
@@ -64,8 +64,8 @@ class UnrolledGAN(TwoOptimizerModel):
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
-    >>> gen = sig_keras.models.mlp_generator(noise_dim=2, output_dim=2)
-    >>> disc = sig_keras.models.mlp_discriminator(2)
+    >>> gen = sig_keras.networks.mlp_generator(latent_dim=2, output_dim=2)
+    >>> disc = sig_keras.networks.mlp_discriminator(2)
     >>> model = UnrolledGAN(gen, disc, latent_dim=2, unrolling_steps=5)
     >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3),
     ...               d_optimizer=keras.optimizers.Adam(1e-4))
@@ -90,7 +90,6 @@ class UnrolledGAN(TwoOptimizerModel):
         super().__init__(**kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
-        self.noise_dim = self.latent_dim
         self._check_network(discriminator, "discriminator")
         try:
             valid = not isinstance(unrolling_steps, bool) and int(unrolling_steps) == unrolling_steps

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.models.generative_model import GenerativeModel
 
 
@@ -54,8 +54,8 @@ class VAE(GenerativeModel):
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
-    >>> enc = sig_keras.models.mlp_encoder(2, 2 * 8)
-    >>> dec = sig_keras.models.mlp_generator(8, 2)
+    >>> enc = sig_keras.networks.mlp_encoder(2, 2 * 8)
+    >>> dec = sig_keras.networks.mlp_generator(8, 2)
     >>> model = VAE(enc, dec, latent_dim=8)
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
     >>> model.fit(dataset, steps_per_epoch=100)
@@ -78,7 +78,6 @@ class VAE(GenerativeModel):
         super().__init__(**kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(decoder, latent_dim)
-        self.noise_dim = self.latent_dim
         self._check_network(encoder, "encoder")
         outputs = getattr(encoder, "outputs", None)
         if outputs:

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.models.two_optimizer_model import TwoOptimizerModel
 
 
@@ -78,9 +78,9 @@ class VEEGAN(TwoOptimizerModel):
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
-    >>> gen = sig_keras.models.mlp_generator(noise_dim=2, output_dim=2)
-    >>> disc = sig_keras.models.mlp_discriminator(2 + 2)
-    >>> enc = sig_keras.models.mlp_encoder(2, 2)
+    >>> gen = sig_keras.networks.mlp_generator(latent_dim=2, output_dim=2)
+    >>> disc = sig_keras.networks.mlp_discriminator(2 + 2)
+    >>> enc = sig_keras.networks.mlp_encoder(2, 2)
     >>> model = VEEGAN(gen, disc, enc, latent_dim=2)
     >>> model.compile(g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
     ...               d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
@@ -105,7 +105,6 @@ class VEEGAN(TwoOptimizerModel):
         super().__init__(**kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
-        self.noise_dim = self.latent_dim
         self._check_network(discriminator, "discriminator")
         self._check_network(encoder, "encoder")
         self._check_widths(generator, discriminator, encoder, self.latent_dim)
@@ -180,7 +179,7 @@ class VEEGAN(TwoOptimizerModel):
 
     def _build_networks(self):
         if not self.encoder.built or not self.discriminator.built:
-            x = self.generator(tf.zeros((1, self.noise_dim)))
+            x = self.generator(tf.zeros((1, self.latent_dim)))
             z = self.encoder(x)
             self.discriminator(tf.concat([_flat(x), _flat(z)], axis=-1))
 

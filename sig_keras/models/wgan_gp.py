@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.losses import reduction
+from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import wasserstein_discriminator_loss
 from sig_keras.losses.adversarial import wasserstein_generator_loss
 from sig_keras.losses.adversarial import wasserstein_gradient_penalty
@@ -44,8 +44,8 @@ class WGANGP(AdversarialModel):
             `keras.Model` arguments.
 
     Example:
-    >>> model = WGANGP(sig_keras.models.dcgan_generator(),
-    ...                sig_keras.models.dcgan_discriminator(batch_norm=False),
+    >>> model = WGANGP(sig_keras.networks.dcgan_generator(),
+    ...                sig_keras.networks.dcgan_discriminator(batch_norm=False),
     ...                latent_dim=128, sig_weight="auto")
     >>> model.compile()  # Adam(1e-4, beta_1=0, beta_2=0.9) for both players
     >>> model.fit(sig_keras.datasets.cifar10("train", 64, seed=0), steps_per_epoch=1000)

@@ -1,32 +1,12 @@
-"""Distribution strategies, determinism and optimizer set-up for `fit`.
+"""Distribution strategies from a name or `TF_CONFIG`, and optimizer set-up for `fit`.
 
-Every model of the package trains under `tf.distribute.MirroredStrategy` (one
-machine, several devices) and `tf.distribute.MultiWorkerMirroredStrategy`
-(several machines, each started with its own `TF_CONFIG`) with the same result
-as one device on the same global batch:
-
-- losses return each replica's share of the global-batch mean
-  (`sig_keras.losses.reduction`), so the summed gradients equal the
-  single-device gradient;
-- the semi-implicit term all-gathers the generated `psi` (K x P floats), so
-  every data point sees all `K` samples whatever the replica count;
-- noise is drawn identically on every replica from the mirrored
-  `SeedGenerator` and each replica keeps its slice.
-
-Example:
->>> strategy = sig_keras.distribute.get_strategy("mirrored")
->>> with strategy.scope():
-...     model = SIG(mlp_generator(10, 2), "normal", noise_dim=10)
-...     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-...     sig_keras.distribute.build_optimizers(model)
->>> model.fit(dataset, epochs=10)
+The package-level docstring (`sig_keras.distribute`) says how every model
+stays equal to one device under these strategies.
 """
 
 import argparse
-import ctypes
 import json
 import os
-import platform
 
 import keras
 import tensorflow as tf
@@ -211,145 +191,30 @@ def worker_index(strategy=None):
     return int(strategy.cluster_resolver.task_id)
 
 
-def is_chief(strategy=None):
-    """Whether this process is the chief (worker 0) of its cluster."""
-    return worker_index(strategy) == 0
-
-
-# === Host memory ===
-
-_M_TOP_PAD = -2  # glibc <malloc.h>
-
-
-def set_malloc_top_pad(num_bytes=64 << 20):
-    """Keeps `num_bytes` of free heap memory mapped in every glibc arena.
-
-    Several replicas on one host allocate their tensors from several threads,
-    so glibc's malloc serves them from per-thread arenas, and by default it
-    gives the free top of each arena's heap back to the kernel after every
-    step. The next step faults those pages back in, zero-filled, and the
-    unmapping interrupts the other cores (TLB shoot-downs). On this project's
-    2-core CPU that kernel work was most of the cost of a second replica on
-    small steps (`benchmarks/strategy_overhead.py`; `perf` showed the
-    process's kernel share fall from 24% to 10%). A top pad makes glibc keep
-    that much free memory per arena instead. One device is barely affected;
-    tensors on GPUs are not malloc'ed by glibc, but the host side of their
-    steps is.
-
-    Process-wide, like the `MALLOC_TOP_PAD_` environment variable it stands
-    for (which only takes effect when set before the process starts); a later
-    call replaces the value. Memory held: up to `num_bytes` per arena (glibc
-    makes at most 8 per core).
-
-    Args:
-        num_bytes: int in [0, 2**31). Bytes of free memory each arena keeps.
-            Defaults to 64 MiB; glibc's own default is 128 KiB (`128 << 10`
-            restores it).
-
-    Raises:
-        ValueError: if `num_bytes` is not an int in [0, 2**31) (mallopt takes
-            a C int).
-        RuntimeError: if the C library is not glibc (macOS, musl), which has
-            no such setting.
-    """
-    if (
-        isinstance(num_bytes, bool)
-        or not isinstance(num_bytes, int)
-        or not 0 <= num_bytes < 2**31
-    ):
-        raise ValueError(
-            "`num_bytes` must be an int in [0, 2**31) (e.g. 64 << 20); got "
-            f"{num_bytes!r}."
-        )
-    libc_name, _ = platform.libc_ver()
-    if libc_name != "glibc":
-        raise RuntimeError(
-            "set_malloc_top_pad needs glibc's mallopt; this platform's C "
-            f"library is {libc_name or 'unknown'}. Its allocator has its own "
-            "settings (or preload tcmalloc/jemalloc)."
-        )
-    mallopt = ctypes.CDLL(None).mallopt
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    if mallopt(_M_TOP_PAD, num_bytes) != 1:
-        raise RuntimeError(f"glibc mallopt(M_TOP_PAD, {num_bytes}) failed.")
-
-
-# === Determinism ===
-
-
-def enable_determinism(seed):
-    """Seeds Python, NumPy, TensorFlow and Keras and enables op determinism.
-
-    Two runs with the same seed (same code, data, device layout and library
-    versions) then give bit-identical weights. Op determinism is process-wide
-    and cannot be turned off again; it disables `jit_compile="auto"` and
-    makes a few ops that have no deterministic kernel raise instead.
-
-    Args:
-        seed: int. The seed.
-    """
-    seed = int(seed)
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
 # === Optimizers ===
-
-# Prefixes of optimizer attributes -> the sub-model they update.
-_OPTIMIZER_TARGETS = {
-    "d": "discriminator",
-    "discriminator": "discriminator",
-    "critic": "discriminator",
-    "g": "generator",
-    "generator": "generator",
-    "e": "encoder",
-    "encoder": "encoder",
-}
 
 
 def model_optimizers(model):
     """`[(attribute_name, optimizer, variables)]` for every optimizer of `model`.
 
-    `model.optimizer` updates `model.trainable_variables` unless it is the same
-    object as a named optimizer (e.g. the GAN `g_optimizer`). An optimizer
-    kept as an attribute `<prefix>_optimizer` updates the sub-model its prefix
-    names (`d`/`discriminator`/`critic` -> `model.discriminator`, `g` ->
-    `model.generator`, `e` -> `model.encoder`). A model can override this by
-    defining `optimizer_variables()` returning `{attribute_name: variables}`.
+    A model with several optimizers (every `AdversarialModel`) says which
+    variables each updates through `optimizer_variables()`, a dict
+    `{attribute_name: variables}`; any other model has one `model.optimizer`
+    that updates `model.trainable_variables`.
     """
-    found = []
-    seen = set()
     custom = getattr(model, "optimizer_variables", None)
     if callable(custom):
+        found, seen = [], set()
         for attr, variables in custom().items():
             opt = getattr(model, attr)
             if id(opt) not in seen:
                 seen.add(id(opt))
                 found.append((attr, opt, list(variables)))
         return found
-    for attr in sorted(vars(model)):
-        if attr.startswith("_") or attr == "optimizer":
-            continue
-        opt = getattr(model, attr, None)
-        if not isinstance(opt, keras.optimizers.Optimizer) or id(opt) in seen:
-            continue
-        prefix = attr[: -len("optimizer")].rstrip("_") if attr.endswith(
-            "optimizer"
-        ) else attr
-        target = _OPTIMIZER_TARGETS.get(prefix)
-        sub_model = getattr(model, target, None) if target else None
-        if sub_model is None:
-            raise ValueError(
-                f"Cannot tell which variables the optimizer `{attr}` of "
-                f"{type(model).__name__} updates; define "
-                "`optimizer_variables()` on the model."
-            )
-        seen.add(id(opt))
-        found.append((attr, opt, list(sub_model.trainable_variables)))
     opt = getattr(model, "optimizer", None)
-    if isinstance(opt, keras.optimizers.Optimizer) and id(opt) not in seen:
-        found.append(("optimizer", opt, list(model.trainable_variables)))
-    return found
+    if isinstance(opt, keras.optimizers.Optimizer):
+        return [("optimizer", opt, list(model.trainable_variables))]
+    return []
 
 
 def build_optimizers(model, strategy=None):

@@ -1,4 +1,4 @@
-"""Cross-replica reductions shared by every loss of the package.
+"""Cross-replica reductions used inside `train_step` (losses, noise, batch norm).
 
 Convention (that of `tf.nn.compute_average_loss`): inside a replica of a
 distribution strategy a loss returns this replica's *share* of the global-batch
@@ -24,14 +24,6 @@ def num_replicas():
     """Number of replicas in sync (1 outside a strategy)."""
     ctx = _replica_context()
     return 1 if ctx is None else ctx.num_replicas_in_sync
-
-
-def replica_id():
-    """This replica's index (0 outside a strategy), as an int32 tensor."""
-    ctx = _replica_context()
-    if ctx is None:
-        return tf.constant(0, tf.int32)
-    return tf.cast(ctx.replica_id_in_sync_group, tf.int32)
 
 
 def replica_mean(per_example):

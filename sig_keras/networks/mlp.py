@@ -25,13 +25,13 @@ def mlp(input_dim, output_dim, hidden_units=(100, 100), activation="relu",
     return keras.Model(inputs, outputs, name=name)
 
 
-def mlp_generator(noise_dim, output_dim, hidden_units=(100, 100), activation="relu",
+def mlp_generator(latent_dim, output_dim, hidden_units=(100, 100), activation="relu",
                   name="generator"):
-    """Toy generator `T_phi`: noise `[n, noise_dim]` -> `[n, output_dim]`.
+    """Toy generator `T_phi`: noise `[n, latent_dim]` -> `[n, output_dim]`.
 
     Defaults to the paper's 2 hidden layers of 100 ReLU units.
     """
-    return mlp(noise_dim, output_dim, hidden_units, activation, name=name)
+    return mlp(latent_dim, output_dim, hidden_units, activation, name=name)
 
 
 def mlp_discriminator(input_dim, hidden_units=(100,), activation="relu",

@@ -24,7 +24,7 @@ DCGAN for 32x32x3 (Radford et al., 2016; CIFAR-10, Table 3), `z ~ N(0, I_128)`:
 Batch norm is `sig_keras.layers.SyncBatchNormalization` (Keras' synchronized
 batch norm with one all-reduce per call) so that statistics are those of the
 global batch under a distribution strategy. The toy MLPs are in
-`sig_keras.models.networks` (`mlp_generator`, `mlp_discriminator`).
+`sig_keras.networks` (`mlp_generator`, `mlp_discriminator`).
 """
 
 import keras
