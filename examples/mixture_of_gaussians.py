@@ -31,11 +31,7 @@ again. The directory is deleted once the table and figure are written.
 """
 
 import argparse
-import contextlib
-import csv
-import json
 import os
-import shutil
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
+from sig_keras import experiment  # noqa: E402
 from sig_keras import models  # noqa: E402
 from sig_keras import networks  # noqa: E402
 
@@ -92,64 +89,56 @@ PAPER = {  # Table 1 of the paper (std 0.1 grid)
 # === Models ===
 
 
-def _jit(args, strategy):
-    # Off by default: on the 2-core CPU, XLA made the SIG step 2.4x slower
-    # (6.45 vs 2.74 ms); never with collectives.
-    return (args.jit and strategy.num_replicas_in_sync == 1
-            and not distribute.is_multi_worker(strategy))
+def compile_options(args, strategy):
+    """`jit_compile` and `steps_per_execution` of every model's `compile`."""
+    one_device = strategy.num_replicas_in_sync == 1
+    return dict(
+        # XLA is off by default: on the 2-core CPU it made the SIG step 2.4x
+        # slower (6.45 vs 2.74 ms); never with collectives.
+        jit_compile=args.jit and one_device and not distribute.is_multi_worker(strategy),
+        # Keras 3.15 / TF 2.21 fail with steps_per_execution > 1 under
+        # MirroredStrategy ("You must feed a value for placeholder tensor"),
+        # even for a plain Sequential model: one step per call there.
+        steps_per_execution=STEPS_PER_EXECUTION if one_device else 1,
+    )
 
 
-def _steps_per_execution(strategy):
-    # Keras 3.15 / TF 2.21 fail with steps_per_execution > 1 under
-    # MirroredStrategy ("You must feed a value for placeholder tensor"), even
-    # for a plain Sequential model: one step per call there.
-    return STEPS_PER_EXECUTION if strategy.num_replicas_in_sync == 1 else 1
-
-
-def _cosine(lr, steps):
+def cosine(lr, steps):
     return keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
 
 
-def _scale_annealing(args, steps):
-    """Normal conditional scale 1.0 -> target over the first 30% of steps."""
-    return sig_keras.callbacks.ScaleAnnealing(
-        start=1.0, end=args.conditional_scale, steps=max(1, int(0.3 * steps))
-    )
+def compile_annealed(model, args, steps, lr, strategy):
+    """SIG and VAE: Adam with cosine decay; the Normal conditional's scale is
+    annealed from 1.0 to its target over the first 30% of the steps.
+    Returns `(model, callbacks)`."""
+    model.compile(optimizer=keras.optimizers.Adam(cosine(lr, steps)),
+                  **compile_options(args, strategy))
+    return model, [sig_keras.callbacks.ScaleAnnealing(
+        start=1.0, end=args.conditional_scale, steps=max(1, int(0.3 * steps)))]
+
+
+def compile_adversarial(model, args, steps, lr, strategy):
+    """GAN, VEEGAN, Unrolled GAN: Adam(beta_1=0.5) with cosine decay for the
+    generator and the discriminator. Returns `(model, callbacks)`."""
+    model.compile(g_optimizer=keras.optimizers.Adam(cosine(lr, steps), beta_1=0.5),
+                  d_optimizer=keras.optimizers.Adam(cosine(lr, steps), beta_1=0.5),
+                  **compile_options(args, strategy))
+    return model, []
 
 
 def build_sig(args, seed, steps, lr, strategy):
     generator = networks.mlp_generator(LATENT_DIM, DATA_DIM)
-    model = models.SIG(
-        generator,
-        sig_keras.layers.NormalConditional(scale=args.conditional_scale),
-        latent_dim=LATENT_DIM,
-        num_samples=args.num_samples,
-        seed=seed,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
-                  jit_compile=_jit(args, strategy),
-                  steps_per_execution=_steps_per_execution(strategy))
-    return model, [_scale_annealing(args, steps)]
-
-
-def _gan_optimizers(lr, steps, d_lr=None):
-    """Adam(beta_1=0.5) with cosine decay for generator and discriminator."""
-    return (keras.optimizers.Adam(_cosine(lr, steps), beta_1=0.5),
-            keras.optimizers.Adam(_cosine(d_lr or lr, steps), beta_1=0.5))
+    model = models.SIG(generator,
+                       sig_keras.layers.NormalConditional(scale=args.conditional_scale),
+                       latent_dim=LATENT_DIM, num_samples=args.num_samples, seed=seed)
+    return compile_annealed(model, args, steps, lr, strategy)
 
 
 def build_gan(args, seed, steps, lr, strategy):
-    model = models.GAN(
-        networks.mlp_generator(LATENT_DIM, DATA_DIM),
-        networks.mlp_discriminator(DATA_DIM),
-        latent_dim=LATENT_DIM,
-        data_range=None,
-        seed=seed,
-    )
-    g_opt, d_opt = _gan_optimizers(lr, steps)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=_steps_per_execution(strategy))
-    return model, []
+    model = models.GAN(networks.mlp_generator(LATENT_DIM, DATA_DIM),
+                       networks.mlp_discriminator(DATA_DIM),
+                       latent_dim=LATENT_DIM, data_range=None, seed=seed)
+    return compile_adversarial(model, args, steps, lr, strategy)
 
 
 def build_vae(args, seed, steps, lr, strategy):
@@ -161,6 +150,8 @@ def build_vae(args, seed, steps, lr, strategy):
     # scale (it settled at 0.102: 0.661) and a 0.05 decoder scale (0.619)
     # did not help; decoding means only, without the decoder noise, gained
     # ~0.03 (not used: samples are draws of the model).
+    # The decoder scale is annealed like SIG's conditional (a sharp, fixed
+    # 0.1 decoder from the start leaves prior samples between the modes).
     latent = 2
     model = models.VAE(
         networks.mlp_encoder(DATA_DIM, 2 * latent),
@@ -170,12 +161,7 @@ def build_vae(args, seed, steps, lr, strategy):
         kl_weight=2.0,
         seed=seed,
     )
-    model.compile(optimizer=keras.optimizers.Adam(_cosine(lr, steps)),
-                  jit_compile=_jit(args, strategy),
-                  steps_per_execution=_steps_per_execution(strategy))
-    # The decoder scale is annealed like SIG's conditional (a sharp, fixed
-    # 0.1 decoder from the start leaves prior samples between the modes).
-    return model, [_scale_annealing(args, steps)]
+    return compile_annealed(model, args, steps, lr, strategy)
 
 
 def build_veegan(args, seed, steps, lr, strategy):
@@ -202,25 +188,14 @@ def build_veegan(args, seed, steps, lr, strategy):
         reconstructor_scale=1.0,
         seed=seed,
     )
-    g_opt, d_opt = _gan_optimizers(lr, steps)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=_steps_per_execution(strategy))
-    return model, []
+    return compile_adversarial(model, args, steps, lr, strategy)
 
 
 def build_unrolled_gan(args, seed, steps, lr, strategy):
-    model = models.UnrolledGAN(
-        networks.mlp_generator(LATENT_DIM, DATA_DIM),
-        networks.mlp_discriminator(DATA_DIM),
-        latent_dim=LATENT_DIM,
-        unrolling_steps=5,
-        unrolling_lr=0.1,
-        seed=seed,
-    )
-    g_opt, d_opt = _gan_optimizers(lr, steps)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=_jit(args, strategy),
-                  steps_per_execution=_steps_per_execution(strategy))
-    return model, []
+    model = models.UnrolledGAN(networks.mlp_generator(LATENT_DIM, DATA_DIM),
+                               networks.mlp_discriminator(DATA_DIM), latent_dim=LATENT_DIM,
+                               unrolling_steps=5, unrolling_lr=0.1, seed=seed)
+    return compile_adversarial(model, args, steps, lr, strategy)
 
 
 # Table 1 order.
@@ -295,36 +270,14 @@ def heldout_data(grid, args):
 # === Training and evaluation ===
 
 
-def _backup_paths(args, name, seed, strategy):
-    """(checkpoint directory, finished-run file) of one run under --backup-dir."""
-    run_dir = os.path.join(args.backup_dir, name, f"seed{seed}")
-    worker = distribute.worker_index(strategy)
-    return (os.path.join(run_dir, "checkpoint"),
-            os.path.join(run_dir, f"result-worker{worker}.npz"))
-
-
-def _load_finished(path):
-    with np.load(path) as f:
-        result = {k: float(f[k]) for k in f.files if k != "samples"}
-        return result, f["samples"]
-
-
-def _save_finished(path, result, samples):
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, samples=samples, **result)
-    os.replace(tmp, path)  # atomic: a kill leaves no torn file
-
-
-def run_one(name, args, grid, seed, strategy):
-    if args.backup_dir:
-        checkpoint_dir, finished = _backup_paths(args, name, seed, strategy)
-        if os.path.exists(finished):
-            print(f"{name} seed {seed}: finished before, read from {finished}")
-            return _load_finished(finished)
-    if args.deterministic:
-        distribute.enable_determinism(seed)  # seeds as set_random_seed, + op determinism
-    else:
-        keras.utils.set_random_seed(seed)
+def run_one(name, args, grid, seed, strategy, backup):
+    """Trains and evaluates one (model, seed) run: `(result, samples)`."""
+    run = backup.run(os.path.join(name, f"seed{seed}"), label=f"{name} seed {seed}")
+    finished = run.load()
+    if finished is not None:
+        samples = finished.pop("samples")
+        return {k: float(v) for k, v in finished.items()}, samples
+    experiment.set_seed(seed, args.deterministic)
     defaults = DEFAULTS[name]
     steps = args.steps or defaults["steps"]
     batch_size = args.batch_size or defaults["batch_size"]
@@ -333,37 +286,15 @@ def run_one(name, args, grid, seed, strategy):
         model, callbacks = BUILDERS[name](args, seed, steps, lr, strategy)
     dataset = datasets.make_dataset(grid, batch_size, seed=seed)
     log_dir = os.path.join(args.output_dir, "logs", name, f"seed{seed}")
-    tensorboard = keras.callbacks.TensorBoard(log_dir, update_freq=100)
-    callbacks.append(tensorboard)
-    if args.backup_dir:
-        # Saved at each epoch end (steps_per_execution > 1: no mid-epoch resume).
-        distribute.build_optimizers(model, strategy)
-        backup = sig_keras.callbacks.FaultTolerantBackup(checkpoint_dir)
-        if os.path.exists(backup.checkpoint_path):
-            print(f"{name} seed {seed}: resuming from {checkpoint_dir}", flush=True)
-        stop_on_nan = sig_keras.callbacks.TerminateOnNonFinite()
-        callbacks = [backup, stop_on_nan] + callbacks
+    callbacks += [keras.callbacks.TensorBoard(log_dir, update_freq=100),
+                  experiment.ProgressLogger(run.label)]  # a line per epoch
     epochs = 10
     start = time.perf_counter()
-    try:
-        model.fit(
-            dataset,
-            steps_per_epoch=max(1, steps // epochs),
-            epochs=epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles
-            verbose=0,
-        )
-    except BaseException:
-        # Keras' TensorBoard callback leaves its writer and `record_if` pushed
-        # when `fit` raises; pop them so later fits in this process still log
-        # (nothing to pop if `fit` failed before training began).
-        with contextlib.suppress(Exception):
-            tensorboard.on_train_end()
-        raise
+    # Under --backup-dir: a checkpoint at each epoch end (steps_per_execution
+    # > 1: no mid-epoch resume).
+    run.fit(model, dataset, steps_per_epoch=max(1, steps // epochs), epochs=epochs,
+            callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     wall = time.perf_counter() - start
-    if args.backup_dir and stop_on_nan.message:
-        raise SystemExit(f"{name} seed {seed}: {stop_on_nan.message}")
     samples = model.sample(args.eval_samples, seed=seed).numpy()
     metric = sig_keras.metrics.ModeCoverage(grid.centers, grid.std, grid.weights)
     metric.update_state(samples)
@@ -377,8 +308,7 @@ def run_one(name, args, grid, seed, strategy):
     result["wall_s"] = wall
     result["heldout_nll"] = heldout_nll(model_mixing(model), grid,
                                         heldout_data(grid, args), seed=seed)
-    if args.backup_dir:
-        _save_finished(finished, result, samples)
+    run.save({"samples": samples, **result})
     return result, samples
 
 
@@ -396,14 +326,12 @@ def format_table(summary, args, entropy=None):
     fmt = {"modes": "{:.1f} +- {:.2f}", "high_quality": "{:.3f} +- {:.3f}",
            "kl": "{:.3f} +- {:.3f}", "wall_s": "{:.1f} +- {:.1f}",
            "heldout_nll": "{:.3f} +- {:.3f}"}
-    header = ("| model | modes / 25 | high-quality share | KL | held-out NLL (nats) "
-              "| wall s / seed |")
-    lines = [header, "|---|---|---|---|---|---|"]
-    for name, s in summary.items():
-        cells = [fmt[k].format(*s[k])
-                 for k in ("modes", "high_quality", "kl", "heldout_nll", "wall_s")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines = experiment.markdown_table(
+        ["model", "modes / 25", "high-quality share", "KL", "held-out NLL (nats)",
+         "wall s / seed"],
+        [[name] + [fmt[k].format(*s[k])
+                   for k in ("modes", "high_quality", "kl", "heldout_nll", "wall_s")]
+         for name, s in summary.items()])
     caption = (f"Held-out NLL: the SIG bound L_K (K = {HELDOUT_K}) in nats per example "
                f"of {args.heldout_samples} fresh grid points (seed {HELDOUT_SEED}), "
                f"psi = the model's generated points, Normal kernel of std {args.std}; "
@@ -412,30 +340,23 @@ def format_table(summary, args, entropy=None):
         caption += (f". The true cross-entropy (the grid's entropy, exact density on "
                     f"the same points) is {entropy[0]:.3f} nats; L_K with the true "
                     f"centres as psi: {entropy[1]:.3f}")
-    lines.append(caption + ".")
-    lines.append("")
-    lines.append(f"VEEGAN / PacGAN protocol (grid std {args.std}; theirs is 0.05): "
-                 f"first {SMALL_PROTOCOL_SAMPLES} samples, a mode captured with at "
-                 "least one high-quality sample")
-    lines.append("")
-    lines.append("| model | modes / 25 | high-quality share | KL |")
-    lines.append("|---|---|---|---|")
-    for name, s in summary.items():
-        cells = [fmt[k].format(*s[k + "_2500"]) for k in ("modes", "high_quality", "kl")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", caption + ".", "",
+              f"VEEGAN / PacGAN protocol (grid std {args.std}; theirs is 0.05): "
+              f"first {SMALL_PROTOCOL_SAMPLES} samples, a mode captured with at "
+              "least one high-quality sample", ""]
+    lines += experiment.markdown_table(
+        ["model", "modes / 25", "high-quality share", "KL"],
+        [[name] + [fmt[k].format(*s[k + "_2500"]) for k in ("modes", "high_quality", "kl")]
+         for name, s in summary.items()])
     published = [n for n in summary if n in PUBLISHED_SMALL]
     if args.std == 0.05 and published:
-        lines.append("")
-        lines.append("| (VEEGAN paper, std 0.05) | modes / 25 | high-quality share | |")
-        lines.append("|---|---|---|---|")
-        for name in published:
-            lines.append(f"| {name} | " + " | ".join(PUBLISHED_SMALL[name]) + " | |")
+        lines += [""] + experiment.markdown_table(
+            ["(VEEGAN paper, std 0.05)", "modes / 25", "high-quality share", ""],
+            [[name, *PUBLISHED_SMALL[name], ""] for name in published])
     if args.std == 0.1:
-        lines.append("")
-        lines.append("| (paper, std 0.1) | modes / 25 | high-quality share | KL | |")
-        lines.append("|---|---|---|---|---|")
-        for name in summary:
-            lines.append(f"| {name} | " + " | ".join(PAPER[name]) + " | |")
+        lines += [""] + experiment.markdown_table(
+            ["(paper, std 0.1)", "modes / 25", "high-quality share", "KL", ""],
+            [[name, *PAPER[name], ""] for name in summary])
     return "\n".join(lines)
 
 
@@ -479,18 +400,9 @@ def parse_args(argv=None):
     p.add_argument("--heldout-samples", type=int, default=10_000,
                    help="fresh grid points for the held-out NLL column")
     p.add_argument("--output-dir", default="outputs/mixture_of_gaussians")
-    distribute.add_strategy_flag(p)
-    p.add_argument("--backup-dir", default=None,
-                   help="resume a killed run by re-running the same command: "
-                   "FaultTolerantBackup checkpoints each (model, seed) run at "
-                   "the end of each of its 10 epochs (steps_per_execution=100, "
-                   "so resume is at execution/epoch granularity: at most one "
-                   "epoch is trained again); finished runs are not re-trained; "
-                   "training stops on a NaN/inf loss (TerminateOnNonFinite). "
-                   "Deleted when the run completes")
-    p.add_argument("--deterministic", action="store_true",
-                   help="bit-reproducible runs: sig_keras.distribute."
-                   "enable_determinism(seed) per seed (op determinism, slower)")
+    experiment.add_run_flags(
+        p, runs="(model, seed) runs",
+        save_freq_note="; 10 epochs per run, steps_per_execution=100")
     p.add_argument("--jit", action="store_true",
                    help="compile the train steps with XLA (one device only; "
                    "slower on the CPU, may pay off on a GPU)")
@@ -521,30 +433,14 @@ def parse_args(argv=None):
         args.seeds = 1
         args.eval_samples = min(args.eval_samples, 5000)
         args.heldout_samples = min(args.heldout_samples, 2000)
-    if args.backup_dir:
-        _check_backup_dir(p, args)
+    experiment.check_backup_dir(p, args.backup_dir, run_settings(args))
     return args
 
 
-def _run_settings(args):
-    """What a resumed run must share with the run that wrote the backup."""
-    skip = ("backup_dir", "output_dir", "model_names", "models")
-    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
-
-
-def _check_backup_dir(parser, args):
-    if os.path.exists(args.backup_dir) and not os.path.isdir(args.backup_dir):
-        parser.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
-    path = os.path.join(args.backup_dir, "settings.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != _run_settings(args):
-            diff = sorted(k for k in set(saved) | set(_run_settings(args))
-                          if saved.get(k) != _run_settings(args).get(k))
-            parser.error(f"--backup-dir {args.backup_dir} holds a run with other "
-                         f"settings ({', '.join(diff)}); re-run the same command, "
-                         "or use another (or delete this) directory")
+def run_settings(args):
+    """What a resumed run must share with the run that wrote the backup (the
+    models may differ: each (model, seed) run is kept on its own)."""
+    return experiment.run_settings(args, ignore=("output_dir", "model_names", "models"))
 
 
 def main(argv=None):
@@ -552,17 +448,13 @@ def main(argv=None):
     strategy = distribute.get_strategy(args.strategy)
     grid = datasets.gaussian_grid(std=args.std)
     os.makedirs(args.output_dir, exist_ok=True)
-    if args.backup_dir:
-        os.makedirs(args.backup_dir, exist_ok=True)
-        settings = os.path.join(args.backup_dir, "settings.json")
-        with open(settings + ".tmp", "w") as f:
-            json.dump(_run_settings(args), f)
-        os.replace(settings + ".tmp", settings)
+    backup = experiment.Backup(args.backup_dir, strategy, suffix=".npz", per_run_folder=True,
+                               settings=run_settings(args))
     summary, last_samples, csv_rows = {}, {}, []
     for name in args.model_names:
         rows = []
         for seed in range(args.seeds):
-            result, samples = run_one(name, args, grid, seed, strategy)
+            result, samples = run_one(name, args, grid, seed, strategy, backup)
             print(f"{name} seed {seed}: modes {result['modes']:.0f}, high quality "
                   f"{result['high_quality']:.3f}, KL {result['kl']:.4f}, held-out NLL "
                   f"{result.get('heldout_nll', float('nan')):.3f}, "
@@ -579,17 +471,12 @@ def main(argv=None):
     header = (f"25 Gaussians, std {args.std}, {args.eval_samples} samples, "
               f"{args.seeds} seed(s), device {device} ({os.cpu_count()} cores)")
     print("\n" + header + "\n" + table)
-    with open(os.path.join(args.output_dir, "table1.md"), "w") as f:
-        f.write(header + "\n\n" + table + "\n")
-    with open(os.path.join(args.output_dir, "table1.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(csv_rows[0]))
-        writer.writeheader()
-        writer.writerows(csv_rows)
-    png = os.path.join(args.output_dir, "figure2.png")
-    plot(grid, last_samples, png)
+    experiment.write_text(os.path.join(args.output_dir, "table1.md"),
+                          header + "\n\n" + table + "\n")
+    experiment.write_csv(os.path.join(args.output_dir, "table1.csv"), csv_rows)
+    plot(grid, last_samples, os.path.join(args.output_dir, "figure2.png"))
     print(f"wrote {args.output_dir}/table1.md, table1.csv, figure2.png and logs/")
-    if args.backup_dir:
-        shutil.rmtree(args.backup_dir, ignore_errors=True)  # the run is complete
+    backup.complete()
     return summary
 
 

@@ -87,6 +87,12 @@ def test_mixture_writes_table_and_figure(tmp_path, capsys, extra):
     _check_table1(out, MOG_MODELS)
     printed = capsys.readouterr().out
     assert "(paper, std 0.1)" in printed and "wrote" in printed
+    # Progress: a line per epoch (10 per run) with the losses and the time.
+    for name in MOG_MODELS:
+        lines = [line for line in printed.splitlines()
+                 if line.startswith(f"{name} seed 0, epoch ")]
+        assert len(lines) == 10 and lines[-1].startswith(f"{name} seed 0, epoch 10/10, step ")
+        assert "loss " in lines[-1] and lines[-1].endswith(" s")
 
 
 def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
@@ -439,3 +445,119 @@ def test_train_mnist_classifier_rejects_missing_output_directory(capsys):
         _example("train_mnist_classifier").main(["--out", "/nonexistent/dir/c.keras"])
     assert exc.value.code == 2
     assert "--out: directory /nonexistent/dir does not exist" in capsys.readouterr().err
+
+
+# === The shared experiment module (sig_keras.experiment) ===
+
+
+def _tiny_regression(steps_per_execution=1):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=steps_per_execution)
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    return model, x, x.sum(axis=1, keepdims=True)
+
+
+def test_progress_logger_lines(capsys):
+    import tensorflow as tf
+
+    from sig_keras import experiment
+
+    model, x, y = _tiny_regression()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+              callbacks=[experiment.ProgressLogger("toy")])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["toy, epoch 1/2, step 10/20",
+                                                     "toy, epoch 2/2, step 20/20"]
+    assert all("loss " in line and line.endswith(" s") for line in lines)
+    # every_n_steps with steps_per_execution 3 (calls end at steps 3, 6, 9, 12):
+    # a line at the first call past each multiple of 4.
+    model, x, y = _tiny_regression(steps_per_execution=3)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    model.fit(data, steps_per_epoch=6, epochs=2, verbose=0,
+              callbacks=[experiment.ProgressLogger("toy", every_n_steps=4)])
+    steps = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert steps == ["toy, epoch 1/2, step 6/12", "toy, epoch 2/2, step 9/12",
+                     "toy, epoch 2/2, step 12/12"]
+    with pytest.raises(ValueError, match="every_n_steps"):
+        experiment.ProgressLogger("toy", every_n_steps=0)
+
+
+def test_atomic_writers(tmp_path):
+    from sig_keras import experiment
+
+    path = str(tmp_path / "sub" / "table.md")
+    experiment.write_text(path, "old\n")  # creates the directory
+    with pytest.raises(RuntimeError):
+        with experiment.atomic_open(path) as f:
+            f.write("new, half written")
+            raise RuntimeError("killed")
+    assert open(path).read() == "old\n"  # the old file stays whole
+    assert os.listdir(tmp_path / "sub") == ["table.md"]  # no temporary file left
+    experiment.write_json(str(tmp_path / "r.json"), {"a": [1, 2]}, indent=1)
+    assert (tmp_path / "r.json").read_text() == '{\n "a": [\n  1,\n  2\n ]\n}'
+    experiment.write_npz(str(tmp_path / "r.npz"), samples=np.arange(3), wall=1.5)
+    with np.load(tmp_path / "r.npz") as f:
+        assert f.files == ["samples", "wall"] and float(f["wall"]) == 1.5
+    experiment.write_csv(str(tmp_path / "a.csv"), [{"x": 1, "y": 2}, {"x": 3, "y": 4}])
+    assert (tmp_path / "a.csv").read_bytes() == b"x,y\r\n1,2\r\n3,4\r\n"
+    experiment.write_csv(str(tmp_path / "b.csv"), [[1, 2]], header=["x", "y"],
+                         lineterminator="\n")
+    assert (tmp_path / "b.csv").read_bytes() == b"x,y\n1,2\n"
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.csv", "r.json", "r.npz", "sub"]
+    assert experiment.markdown_table(["model", "KL", ""], [["gan", "0.5", ""]]) == [
+        "| model | KL | |", "|---|---|---|", "| gan | 0.5 | |"]
+
+
+def test_backup_dir_checks_and_run_layout(tmp_path, capsys):
+    import argparse
+
+    from sig_keras import experiment
+
+    parser = experiment.add_run_flags(argparse.ArgumentParser(), runs="targets", save_freq=7)
+    args = parser.parse_args(["--backup-dir", str(tmp_path / "b"), "--deterministic"])
+    assert args.deterministic and args.strategy == "default"
+    assert "checkpoints every 7 steps" in parser.format_help().replace("\n", " ").replace(
+        "  ", " ")
+    settings = {"steps": 10, "seed": 0}
+    backup = experiment.Backup(args.backup_dir, settings=settings)
+    experiment.check_backup_dir(parser, args.backup_dir, settings)  # same settings: fine
+    with pytest.raises(SystemExit) as exc:
+        experiment.check_backup_dir(parser, args.backup_dir, {"steps": 20, "seed": 0})
+    assert exc.value.code == 2
+    assert "holds a run with other settings (steps)" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        experiment.check_backup_dir(parser, str(tmp_path / "file"))
+    assert "is a file, not a directory" in capsys.readouterr().err
+    # Layouts: <dir>/<key> and <dir>/<key>-result-worker0.json, or one folder per run.
+    run = backup.run("dcgan", label="dcgan seed 0")
+    assert run.checkpoint_dir == str(tmp_path / "b" / "dcgan")
+    assert run.result_path == str(tmp_path / "b" / "dcgan-result-worker0.json")
+    assert run.load() is None
+    run.save({"modes": 3.0})
+    assert run.load() == {"modes": 3.0}
+    assert "dcgan seed 0: finished before, read from" in capsys.readouterr().out
+    nested = experiment.Backup(args.backup_dir, suffix=".npz", per_run_folder=True).run("sig/seed0")
+    assert nested.checkpoint_dir == str(tmp_path / "b" / "sig" / "seed0" / "checkpoint")
+    assert nested.result_path == str(tmp_path / "b" / "sig" / "seed0" / "result-worker0.npz")
+    backup.complete()
+    assert not (tmp_path / "b").exists()
+    # Without --backup-dir: nothing is read or written, fit is a plain fit.
+    plain = experiment.Backup(None).run("sig")
+    assert plain.load() is None and plain.callbacks(None) == []
+    plain.save({"modes": 1.0})
+    model, x, y = _tiny_regression()
+    history = plain.fit(model, x, y=y, batch_size=8, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1
+
+
+def test_run_fit_stops_on_non_finite_loss(tmp_path):
+    from sig_keras import experiment
+
+    model, x, y = _tiny_regression()
+    y[5] = np.nan
+    run = experiment.Backup(str(tmp_path / "b")).run("toy", label="toy seed 0")
+    with pytest.raises(SystemExit, match="^toy seed 0: Non-finite training value"):
+        run.fit(model, x, y=y, batch_size=4, epochs=1, verbose=0)
+    assert run.load() is None  # nothing saved as finished

@@ -1,0 +1,397 @@
+"""What every experiment script in `examples/` needs, in one place.
+
+- Flags: `add_run_flags` adds `--strategy`, `--backup-dir` and
+  `--deterministic`; `check_backup_dir` validates `--backup-dir` while parsing.
+- Seeding: `set_seed(seed, deterministic)` seeds Python, NumPy, TensorFlow and
+  Keras, with op determinism under `--deterministic`.
+- Resuming: `Backup` is the `--backup-dir` of a script. Each run (a model, a
+  seed, ...) gets a `Run`: its finished result is read back instead of
+  training again, `Run.fit` trains with a `FaultTolerantBackup` checkpoint
+  and a stop on non-finite losses, `Run.save` keeps the result;
+  `Backup.complete` deletes the directory when the script is done. Without
+  `--backup-dir` the same calls train and save nothing.
+- Result files: `write_text`, `write_json`, `write_npz` and `write_csv` write
+  a temporary file and move it into place with `os.replace`, so a kill
+  leaves the old file or the new one, never a torn one; `markdown_table`
+  formats rows.
+- Progress: `ProgressLogger` prints a line with the losses and the elapsed
+  time every few steps (or at each epoch end) of a `fit` that runs with
+  `verbose=0`.
+
+Example (one script's skeleton):
+>>> args = parser.parse_args()                 # after add_run_flags(parser)
+>>> strategy = distribute.get_strategy(args.strategy)
+>>> backup = experiment.Backup(args.backup_dir, strategy)
+>>> for seed in seeds:
+...     run = backup.run(f"sig_seed{seed}", label=f"sig seed {seed}")
+...     result = run.load()
+...     if result is None:
+...         experiment.set_seed(seed, args.deterministic)
+...         model = build(seed)
+...         run.fit(model, data, epochs=10, verbose=0,
+...                 callbacks=[experiment.ProgressLogger(run.label)])
+...         result = evaluate(model)
+...         run.save(result)
+>>> experiment.write_text("table.md", table)
+>>> backup.complete()
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+
+from sig_keras import distribute
+from sig_keras.callbacks import FaultTolerantBackup
+from sig_keras.callbacks import TerminateOnNonFinite
+
+# === Flags and seeding ===
+
+
+def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):
+    """Adds `--strategy`, `--backup-dir` and `--deterministic` to `parser`.
+
+    Args:
+        parser: `argparse.ArgumentParser`.
+        runs: str. What one run of the script is called in the help
+            ("targets", "models", "runs").
+        save_freq: `"epoch"` or int. The checkpoint frequency of `Run.fit`,
+            stated in the help.
+        save_freq_note: str. Said after the frequency in the help.
+    """
+    distribute.add_strategy_flag(parser)
+    if save_freq == "epoch":
+        every = ("at the end of each epoch (at most one epoch is trained again"
+                 f"{save_freq_note})")
+    else:
+        every = f"every {save_freq} steps (exact mid-epoch resume{save_freq_note})"
+    parser.add_argument(
+        "--backup-dir", default=None,
+        help="resume a killed run by re-running the same command: FaultTolerantBackup "
+        f"checkpoints {every}, finished {runs} are not re-trained, training stops on a "
+        f"NaN/inf loss (TerminateOnNonFinite). Deleted when all {runs} are done")
+    parser.add_argument(
+        "--deterministic", action="store_true",
+        help="bit-reproducible runs: sig_keras.distribute.enable_determinism(seed) "
+        "per run (op determinism, slower)")
+    return parser
+
+
+def set_seed(seed, deterministic=False):
+    """Seeds Python, NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`);
+    with `deterministic`, also enables op determinism
+    (`sig_keras.distribute.enable_determinism`, process-wide)."""
+    if deterministic:
+        distribute.enable_determinism(seed)
+    else:
+        keras.utils.set_random_seed(seed)
+
+
+def run_settings(args, ignore=()):
+    """The flags a resumed run must share with the run that wrote the backup:
+    `vars(args)` without `backup_dir` and the names in `ignore`, sorted."""
+    ignore = set(ignore) | {"backup_dir"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ignore}
+
+
+def check_backup_dir(parser, directory, settings=None):
+    """Validates `--backup-dir` while parsing (`parser.error`, exit code 2).
+
+    It must be a directory or not exist yet; with `settings` (see
+    `run_settings`), a backup written by a run of other settings is refused.
+    """
+    if not directory:
+        return
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        parser.error(f"--backup-dir {directory} is a file, not a directory")
+    path = os.path.join(directory, Backup.SETTINGS)
+    if settings is None or not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    if saved != settings:
+        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        parser.error(f"--backup-dir {directory} holds a run with other settings "
+                     f"({', '.join(diff)}); re-run the same command, or use another (or "
+                     "delete this) directory")
+
+
+# === Backup and resume ===
+
+
+class Backup:
+    """The `--backup-dir` of a script: one `Run` per model/seed/target.
+
+    Layout: run `key` checkpoints in `<dir>/<key>` and keeps its finished
+    result in `<dir>/<key>-result-worker<i><suffix>`, or, with
+    `per_run_folder`, in `<dir>/<key>/checkpoint` and
+    `<dir>/<key>/result-worker<i><suffix>` (`i`: this worker's index, 0 off
+    multi-worker). Results are `.json` (any JSON value) or `.npz` (a dict of
+    arrays).
+
+    Args:
+        directory: str or None. None (no `--backup-dir`): nothing is saved or
+            read, `Run.fit` is a plain `fit`.
+        strategy: the `tf.distribute.Strategy` (for the worker index and to
+            build the optimizers before a checkpoint is restored).
+        suffix: `".json"` or `".npz"`. The result files' format.
+        per_run_folder: bool. The second layout.
+        settings: dict or None. Written to `<dir>/settings.json`, which
+            `check_backup_dir` compares on the next start.
+    """
+
+    SETTINGS = "settings.json"
+
+    def __init__(self, directory, strategy=None, suffix=".json", per_run_folder=False,
+                 settings=None):
+        if suffix not in (".json", ".npz"):
+            raise ValueError(f"`suffix` must be '.json' or '.npz'; got {suffix!r}.")
+        self.directory = directory
+        self.strategy = strategy
+        self.suffix = suffix
+        self.per_run_folder = per_run_folder
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+            if settings is not None:
+                write_json(os.path.join(directory, self.SETTINGS), settings)
+
+    def run(self, key, label=None):
+        """The `Run` named `key` (a relative path); `label` names it in messages."""
+        return Run(self, key, label or key)
+
+    def complete(self):
+        """Deletes the directory: every run of the script is done."""
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Run:
+    """One resumable run of a `Backup` (made by `Backup.run`)."""
+
+    def __init__(self, backup, key, label):
+        self.backup = backup
+        self.label = label
+        self.checkpoint_dir = self.result_path = None
+        self._stop_on_nan = None
+        if backup.directory:
+            worker = distribute.worker_index(backup.strategy)
+            base = os.path.join(backup.directory, key)
+            result = f"result-worker{worker}{backup.suffix}"
+            if backup.per_run_folder:
+                self.checkpoint_dir = os.path.join(base, "checkpoint")
+                self.result_path = os.path.join(base, result)
+            else:
+                self.checkpoint_dir = base
+                self.result_path = f"{base}-{result}"
+
+    def load(self):
+        """The result saved by a finished run, or None (to train it)."""
+        if self.result_path is None or not os.path.exists(self.result_path):
+            return None
+        print(f"{self.label}: finished before, read from {self.result_path}", flush=True)
+        if self.backup.suffix == ".npz":
+            with np.load(self.result_path) as f:
+                return {k: f[k] for k in f.files}
+        with open(self.result_path) as f:
+            return json.load(f)
+
+    def save(self, result):
+        """Keeps the finished run's `result` (atomically; nothing without a backup)."""
+        if self.result_path is None:
+            return
+        if self.backup.suffix == ".npz":
+            write_npz(self.result_path, **result)
+        else:
+            write_json(self.result_path, result)
+
+    def callbacks(self, model, save_freq="epoch"):
+        """`[FaultTolerantBackup, TerminateOnNonFinite]` for `model` (built here,
+        optimizers included), to put first in `fit`'s callbacks; `[]` without a
+        backup. A checkpoint left by a killed run is restored by `fit`."""
+        if self.checkpoint_dir is None:
+            return []
+        distribute.build_optimizers(model, self.backup.strategy)
+        backup = FaultTolerantBackup(self.checkpoint_dir, save_freq=save_freq)
+        if os.path.exists(backup.checkpoint_path):
+            print(f"{self.label}: resuming from {self.checkpoint_dir}", flush=True)
+        self._stop_on_nan = TerminateOnNonFinite()
+        return [backup, self._stop_on_nan]
+
+    def check_finite(self):
+        """`SystemExit` naming the run if `fit` stopped on a non-finite loss."""
+        if self._stop_on_nan is not None and self._stop_on_nan.message:
+            raise SystemExit(f"{self.label}: {self._stop_on_nan.message}")
+
+    def fit(self, model, data, save_freq="epoch", callbacks=(), **kwargs):
+        """`model.fit(data, callbacks=self.callbacks(model, save_freq) + callbacks,
+        **kwargs)`, then `check_finite`.
+
+        When `fit` raises, the `TensorBoard` callbacks are closed (Keras leaves
+        their writers pushed), so later fits in the process still log.
+        """
+        callbacks = self.callbacks(model, save_freq) + list(callbacks)
+        try:
+            history = model.fit(data, callbacks=callbacks, **kwargs)
+        except BaseException:
+            for callback in callbacks:
+                if isinstance(callback, keras.callbacks.TensorBoard):
+                    with contextlib.suppress(Exception):
+                        callback.on_train_end()
+            raise
+        self.check_finite()
+        return history
+
+
+# === Progress ===
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """Prints `<label>, epoch e/E, step s/S: <logs>, <t> s` while `fit` runs.
+
+    One line every `every_n_steps` training steps (with `steps_per_execution`
+    > 1, at the first call past each multiple), or at each epoch end when
+    `every_n_steps` is None. `<logs>` are the step's scalar logs (the running
+    means of the losses over the epoch), `<t>` the seconds since `fit` began.
+    Steps are counted as `fit` reports them: a call of `steps_per_execution`
+    steps counts in full (on a repeated dataset it runs in full, also past
+    `steps_per_epoch`). A resumed `fit` counts from its first epoch. Lines go
+    to stdout, flushed, so they show in logs of background runs.
+
+    Args:
+        label: str. Starts each line (e.g. "sig seed 0").
+        every_n_steps: int or None. Defaults to None (each epoch end).
+        file: a text stream. Defaults to `sys.stdout`.
+    """
+
+    def __init__(self, label, every_n_steps=None, file=None):
+        super().__init__()
+        if every_n_steps is not None and (isinstance(every_n_steps, bool)
+                                          or not isinstance(every_n_steps, int)
+                                          or every_n_steps < 1):
+            raise ValueError(f"`every_n_steps` must be a positive int or None; got "
+                             f"{every_n_steps!r}.")
+        self.label = label
+        self.every_n_steps = every_n_steps
+        self.file = file
+        self._start = None
+        self._epoch = 0
+        self._batch = -1
+        self._steps_done = None  # global steps, counted from the first epoch run
+        self._printed_at = 0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._steps_done = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._batch = -1
+        if self._steps_done is None:  # a resumed fit starts at a later epoch
+            self._steps_done = self._printed_at = epoch * ((self.params or {}).get("steps") or 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step of the call (steps_per_execution > 1).
+        self._steps_done += batch - self._batch
+        self._batch = batch
+        if self.every_n_steps is None or not logs:
+            return  # not asked for, or a batch FaultTolerantBackup skips
+        if self._steps_done // self.every_n_steps > self._printed_at // self.every_n_steps:
+            self._printed_at = self._steps_done
+            self._print(self._steps_done, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_steps is None:
+            self._print(self._steps_done, logs)
+
+    def _print(self, step, logs):
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        where = f"{self.label}, epoch {self._epoch + 1}" + (f"/{epochs}" if epochs else "")
+        where += f", step {step}"
+        if steps and epochs and step <= steps * epochs:
+            where += f"/{steps * epochs}"
+        parts = []
+        for name, value in (logs or {}).items():
+            value = np.asarray(keras.ops.convert_to_numpy(value))
+            if value.ndim == 0:
+                parts.append(f"{name} {float(value):.4g}")
+        parts.append(f"{time.perf_counter() - (self._start or time.perf_counter()):.1f} s")
+        print(f"{where}: " + ", ".join(parts), file=self.file or sys.stdout, flush=True)
+
+
+# === Result files ===
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """`open(path, mode)` that writes a temporary file beside `path` and moves
+    it into place when the block ends without an error (the temporary file
+    is removed otherwise): a kill leaves the old file or the new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically."""
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def write_json(path, value, **kwargs):
+    """`json.dump(value)` to `path` atomically (`kwargs` go to `json.dump`)."""
+    with atomic_open(path) as f:
+        json.dump(value, f, **kwargs)
+
+
+def write_npz(path, **arrays):
+    """`np.savez(path, **arrays)` atomically (`path` is used as given)."""
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def write_csv(path, rows, header=None, lineterminator="\r\n"):
+    """Writes a CSV file atomically.
+
+    Args:
+        path: str.
+        rows: list of dicts (columns: the first row's keys) or, with
+            `header`, of sequences.
+        header: list of str or None.
+        lineterminator: str. Defaults to the `csv` module's `"\\r\\n"`.
+    """
+    text = io.StringIO()
+    if header is None:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator=lineterminator)
+        writer.writeheader()
+    else:
+        writer = csv.writer(text, lineterminator=lineterminator)
+        writer.writerow(header)
+    writer.writerows(rows)
+    with atomic_open(path, newline="") as f:
+        f.write(text.getvalue())
+
+
+def markdown_table(header, rows):
+    """Lines of a Markdown table: `| a | b |`, `|---|---|`, then one per row
+    (an empty cell is written `| |`)."""
+    def line(cells):
+        return "|" + "".join(f" {c} |" if str(c) else " |" for c in cells)
+
+    return [line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]
