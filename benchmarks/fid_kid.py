@@ -35,7 +35,6 @@ including TensorFlow's C++ allocations that tracemalloc cannot see.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -43,6 +42,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 METHODS = ("fid_ours", "fid_numpy", "kid_ours", "kid_numpy", "kid_ours_growing")
 
@@ -162,19 +163,6 @@ def worker(args):
 # === Driver ===
 
 
-def device_name():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU ({cpu}, {os.cpu_count()} cores)"
-
-
 def run_worker(args, method, n):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", method, "--n", str(n),
            "--d", str(args.d), "--batch", str(args.batch), "--subsets", str(args.subsets),
@@ -227,9 +215,9 @@ def main():
             print(f"  {method:9s} N={n:6d} repeat {repeat}: {r['seconds']:7.1f} s, "
                   f"{r['peak_mib']:7.0f} MiB, {r['value']}", file=sys.stderr)
 
-    print(f"device: {device_name()}; N = {args.n} real + {args.n} generated, D = {args.d}, "
-          f"batches of {args.batch}; KID {args.subsets} subsets of {args.subset_size}; "
-          f"{args.repeats} run(s) each, min-max shown")
+    print(f"device: {machine.describe()}; N = {args.n} real + {args.n} generated, "
+          f"D = {args.d}, batches of {args.batch}; KID {args.subsets} subsets of "
+          f"{args.subset_size}; {args.repeats} run(s) each, min-max shown")
     print()
     print("| metric | method | N | time (s) | peak memory (MiB) | value |")
     print("|---|---|---|---|---|---|")
@@ -246,7 +234,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         settings = {k: getattr(args, k) for k in ("n", "d", "batch", "subsets", "subset_size",
                                                  "repeats", "fid_memory_n")}
-        settings["device"] = device_name()
+        settings["device"] = machine.describe()
         settings["memory"] = ("peak RSS (VmHWM, reset after imports, before any feature "
                               "exists) minus RSS then")
         with open(args.json, "w") as f:

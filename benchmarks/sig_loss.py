@@ -19,7 +19,6 @@ between the two results, both for the loss and for the `[N, K]` matrix
 
 import argparse
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
+import machine  # noqa: E402  (benchmarks/machine.py)
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.losses import semi_implicit_loss  # noqa: E402
 
@@ -59,17 +59,7 @@ def time_calls(fn, args, runs):
 
 
 def device_name():
-    kind = tf.config.list_logical_devices()[0].device_type
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{kind} ({cpu}, {os.cpu_count()} cores)" if kind == "CPU" else kind
+    return machine.describe(tf.config.list_logical_devices()[0].device_type)
 
 
 def main():
