@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from sig_keras import distribute
+from sig_keras.utils import validation
 
 _EXTRA_GROUP = "sig_keras_fault_tolerance"
 
@@ -106,14 +107,15 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
-        if save_freq != "epoch" and (isinstance(save_freq, bool)
-                                     or not isinstance(save_freq, (int, np.integer))
-                                     or save_freq < 1):
-            raise ValueError(
-                f"`save_freq` must be 'epoch' or a positive number of batches; got "
-                f"{save_freq!r}."
-            )
-        _check_writable_directory(backup_dir)
+        if save_freq != "epoch":
+            try:
+                save_freq = validation.check_int(save_freq, "save_freq", minimum=1)
+            except ValueError:
+                raise ValueError(
+                    "`save_freq` must be 'epoch' or a positive number of batches; "
+                    f"got {save_freq!r}."
+                ) from None
+        validation.check_writable_directory(backup_dir, "backup_dir")
         super().__init__(
             backup_dir,
             save_freq=save_freq,
@@ -303,24 +305,6 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
             "delete_checkpoint": self.delete_checkpoint,
         }
 
-
-def _check_writable_directory(path):
-    """Creates `path` if needed; `ValueError` if it is a file or not writable.
-
-    Checked when the callback is made, so a bad backup directory fails before
-    any training, not at the first save.
-    """
-    path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"The backup directory {path} exists and is not a directory.")
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise ValueError(f"The backup directory {path} is not writable: {err}.") from None
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras.utils import validation
 from sig_keras.utils.image_grid import image_grid
 
 
@@ -34,13 +35,9 @@ class ImageSummary(keras.callbacks.Callback):
                  data_range=(-1.0, 1.0), name="samples"):
         super().__init__()
         self.log_dir = str(log_dir)
-        self.every_n_steps = int(every_n_steps)
-        if self.every_n_steps < 1:
-            raise ValueError(f"`every_n_steps` must be >= 1; got {every_n_steps}.")
-        self.num_images = int(num_images)
-        if self.num_images < 1:
-            raise ValueError(f"`num_images` must be >= 1; got {num_images}.")
-        self.seed = int(seed)
+        self.every_n_steps = validation.check_int(every_n_steps, "every_n_steps", minimum=1)
+        self.num_images = validation.check_int(num_images, "num_images", minimum=1)
+        self.seed = validation.check_int(seed, "seed")
         self.data_range = tuple(float(v) for v in data_range)
         self.name = str(name)
         self._noise = None

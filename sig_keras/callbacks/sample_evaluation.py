@@ -6,6 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras.utils import validation
+
 
 class SampleEvaluation(keras.callbacks.Callback):
     """Scores generated samples with a metric every `every_n_steps` steps.
@@ -51,13 +53,12 @@ class SampleEvaluation(keras.callbacks.Callback):
                 f"`metric` must be a keras.metrics.Metric; got {type(metric).__name__}."
             )
         self.metric = metric
-        self.every_n_steps = _positive_int(every_n_steps, "every_n_steps")
-        self.num_samples = _positive_int(num_samples, "num_samples")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"`seed` must be an integer; got {seed!r}.")
-        self.seed = int(seed)
-        self.log_dir = None if log_dir is None else str(log_dir)
+        self.every_n_steps = validation.check_int(every_n_steps, "every_n_steps", minimum=1)
+        self.num_samples = validation.check_int(num_samples, "num_samples", minimum=1)
+        self.batch_size = validation.check_int(batch_size, "batch_size", minimum=1)
+        self.seed = validation.check_int(seed, "seed")
+        self.log_dir = None if log_dir is None else validation.check_writable_directory(
+            log_dir, "log_dir")
         self.prefix = str(prefix)
         self.at_start = bool(at_start)
         self.history = []
@@ -114,8 +115,3 @@ class SampleEvaluation(keras.callbacks.Callback):
             self._writer.close()
             self._writer = None
 
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)

@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from sig_keras.utils import validation
+
 
 class ScaleAnnealing(keras.callbacks.Callback):
     """Anneals the scale of a `NormalConditional` from `start` to `end`.
@@ -29,13 +31,10 @@ class ScaleAnnealing(keras.callbacks.Callback):
 
     def __init__(self, start=1.0, end=0.1, steps=1000, conditional=None):
         super().__init__()
-        if not (start > 0 and end > 0):
-            raise ValueError(f"`start` and `end` must be positive; got {start}, {end}.")
-        if int(steps) < 1:
-            raise ValueError(f"`steps` must be >= 1; got {steps}.")
-        self.start = float(start)
-        self.end = float(end)
-        self.steps = int(steps)
+        self.start = validation.check_float(
+            start, "start", validation.MIN_SCALE, validation.MAX_SCALE)
+        self.end = validation.check_float(end, "end", validation.MIN_SCALE, validation.MAX_SCALE)
+        self.steps = validation.check_int(steps, "steps", minimum=1)
         self.conditional = conditional
 
     def scale_at(self, step):

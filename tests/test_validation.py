@@ -1,0 +1,125 @@
+"""sig_keras.utils.validation: argument checks and the in-graph data guard."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sig_keras.utils import validation
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3)])
+def test_check_int_accepts_integers(value):
+    assert validation.check_int(value, "n", minimum=1) == 3
+    assert type(validation.check_int(value, "n")) is int
+
+
+@pytest.mark.parametrize("value", [True, False, 2.5, 2.0, "3", None, np.float32(2.0), [3]])
+def test_check_int_rejects_non_integers(value):
+    with pytest.raises(ValueError, match="`n` must be an integer; got"):
+        validation.check_int(value, "n")
+    with pytest.raises(ValueError, match="`n` must be a positive integer; got"):
+        validation.check_int(value, "n", minimum=1)
+
+
+@pytest.mark.parametrize("value,kwargs,requirement", [
+    (0, dict(minimum=1), "a positive integer"),
+    (-1, dict(minimum=0), "a non-negative integer"),
+    (11, dict(maximum=10), r"an integer in \[-inf, 10\]"),
+    (-5, dict(minimum=0, maximum=3), r"an integer in \[0, 3\]")])
+def test_check_int_range(value, kwargs, requirement):
+    with pytest.raises(ValueError, match=f"`n` must be {requirement}; got {value}"):
+        validation.check_int(value, "n", **kwargs)
+
+
+@pytest.mark.parametrize("value", [0.5, 1, np.float32(0.5), np.array(0.5)])
+def test_check_float_accepts_reals(value):
+    assert validation.check_float(value, "w", minimum=0.0) == pytest.approx(float(value))
+
+
+@pytest.mark.parametrize("value", [True, "0.5", None, [0.5], np.array([0.5])])
+def test_check_float_rejects_non_reals(value):
+    with pytest.raises(ValueError, match="`w` must be a real number"):
+        validation.check_float(value, "w")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan")])
+def test_check_float_rejects_non_finite(value):
+    with pytest.raises(ValueError, match="`w` must be finite"):
+        validation.check_float(value, "w")
+
+
+def test_check_float_open_and_closed_bounds():
+    assert validation.check_float(0.0, "w", minimum=0.0) == 0.0
+    with pytest.raises(ValueError, match=r"`w` must be in \(0, inf\); got 0"):
+        validation.check_float(0.0, "w", minimum=0.0, min_inclusive=False)
+    with pytest.raises(ValueError, match=r"`w` must be in \[0, 1\); got 1"):
+        validation.check_float(1.0, "w", minimum=0.0, maximum=1.0, max_inclusive=False)
+    with pytest.raises(ValueError, match=r"must be in \[1e-06, 1e\+06\]; got 1e-30"):
+        validation.check_float(1e-30, "w", minimum=validation.MIN_SCALE,
+                               maximum=validation.MAX_SCALE)
+
+
+def test_check_choice():
+    assert validation.check_choice("auto", "mode", ("auto", "max")) == "auto"
+    for bad in ("Auto", None, 1):
+        with pytest.raises(ValueError, match=r"`mode` must be one of \['auto', 'max'\]"):
+            validation.check_choice(bad, "mode", ("auto", "max"))
+
+
+def test_check_writable_directory(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert validation.check_writable_directory(str(target), "log_dir") == str(target)
+    assert target.is_dir() and os.listdir(target) == []  # the probe file is gone
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="`log_dir` .* exists and is not a directory"):
+        validation.check_writable_directory(str(afile), "log_dir")
+    with pytest.raises(ValueError, match="does not exist"):
+        validation.check_writable_directory(str(tmp_path / "missing"), "log_dir", create=False)
+    assert validation.check_writable_directory("gs://bucket/x") == "gs://bucket/x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_check_writable_directory_read_only(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="is not writable"):
+            validation.check_writable_directory(str(ro), "backup_dir")
+    finally:
+        ro.chmod(0o700)
+
+
+def _checks(x):
+    return [("finite values", ~tf.math.is_finite(x)),
+            ("non-negative values", x < 0)]
+
+
+def test_assert_all_eager_names_requirement_value_and_step():
+    x = tf.constant([[1.0, 2.0], [-3.0, 4.0]])
+    with pytest.raises(ValueError, match=r"non-negative values at step 7: found -3\.0 "
+                                         r"\(1 offending"):
+        validation.assert_all(x, _checks(x), step=tf.constant(7))
+    ok = tf.constant([[1.0, 2.0]])
+    assert validation.assert_all(ok, _checks(ok)) is ok
+
+
+@pytest.mark.parametrize("bad_value,requirement", [(float("nan"), "finite values"),
+                                                   (-1.0, "non-negative values")])
+def test_assert_all_graph_raises_before_dependents(bad_value, requirement):
+    weight = tf.Variable(0.0)
+
+    @tf.function
+    def step(x):
+        x = validation.assert_all(x, _checks(x), step=tf.constant(3, tf.int64))
+        weight.assign_add(tf.reduce_sum(x))  # stands for the weight update
+        return weight
+
+    assert float(step(tf.constant([1.0, 2.0]))) == 3.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match=requirement) as info:
+        step(tf.constant([1.0, bad_value]))
+    assert "at step" in str(info.value)
+    assert float(weight.numpy()) == 3.0  # the failing step did not touch it
