@@ -14,16 +14,13 @@ the target's, and plots both pmfs and the learned mixing distribution.
     python examples/count_data.py --backup-dir /tmp/counts_backup
                                         # re-run the same command to resume
 
-Resuming (`--backup-dir`): each target's run checkpoints with
-`sig_keras.callbacks.FaultTolerantBackup` every `BACKUP_EVERY` steps; a killed
-run re-run with the same command skips the finished targets and continues the
-interrupted one from its last checkpoint (the batches it had trained are read
-and skipped). The directory is deleted when all targets are done.
+Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished targets
+are read back, the interrupted one goes on from its last checkpoint (every
+`BACKUP_EVERY` steps, mid-epoch).
 """
 
 import argparse
 import os
-import shutil
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,6 +32,7 @@ from scipy import special, stats  # noqa: E402
 import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
+from sig_keras import experiment  # noqa: E402
 
 LATENT_DIM = 10
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
@@ -57,11 +55,9 @@ def total_variation(p, q):
     return 0.5 * (np.abs(p - q).sum() + abs((1 - p.sum()) - (1 - q.sum())))
 
 
-def fit_target(name, args, strategy):
-    if args.deterministic:
-        distribute.enable_determinism(args.seed)
-    else:
-        keras.utils.set_random_seed(args.seed)
+def fit_target(name, args, strategy, run):
+    """Trains the Poisson SIG on one target: `(rates of 20,000 psi draws, wall s)`."""
+    experiment.set_seed(args.seed, args.deterministic)
     spec = TARGETS[name]()
     with strategy.scope():
         generator = sig_keras.networks.mlp_generator(LATENT_DIM, 1)
@@ -76,36 +72,24 @@ def fit_target(name, args, strategy):
         model.compile(optimizer=keras.optimizers.Adam(schedule))
     dataset = datasets.make_dataset(spec, args.batch_size, seed=args.seed)
     log_dir = os.path.join(args.output_dir, "logs", name)
-    callbacks = [keras.callbacks.TensorBoard(log_dir)]
-    if args.backup_dir:
-        distribute.build_optimizers(model, strategy)
-        stop_on_nan = sig_keras.callbacks.TerminateOnNonFinite()
-        callbacks = [sig_keras.callbacks.FaultTolerantBackup(
-            os.path.join(args.backup_dir, name), save_freq=BACKUP_EVERY),
-            stop_on_nan] + callbacks
+    callbacks = [keras.callbacks.TensorBoard(log_dir), experiment.ProgressLogger(name)]
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=max(1, args.steps // 5), epochs=5, verbose=0, shuffle=False,
-              callbacks=callbacks)
+    run.fit(model, dataset, save_freq=BACKUP_EVERY, steps_per_epoch=max(1, args.steps // 5),
+            epochs=5, verbose=0, shuffle=False, callbacks=callbacks)
     wall = time.perf_counter() - start
-    if args.backup_dir and stop_on_nan.message:
-        raise SystemExit(f"{name}: {stop_on_nan.message}")
     psi = model.sample_mixing(20_000, seed=args.seed)
     return model.conditional.rate(psi).numpy().ravel(), wall
 
 
-def fit_or_restore(name, args, strategy):
+def fit_or_restore(name, args, strategy, backup):
     """Learned rates and wall time; a target finished before an interruption
     of a --backup-dir run is read back, not re-trained."""
-    if not args.backup_dir:
-        return fit_target(name, args, strategy)
-    finished = os.path.join(
-        args.backup_dir, f"{name}-result-worker{distribute.worker_index(strategy)}.npz")
-    if os.path.exists(finished):
-        with np.load(finished) as f:
-            return f["rates"], float(f["wall"])
-    rates, wall = fit_target(name, args, strategy)
-    np.savez(finished + ".tmp.npz", rates=rates, wall=wall)
-    os.replace(finished + ".tmp.npz", finished)
+    run = backup.run(name)
+    finished = run.load()
+    if finished is not None:
+        return finished["rates"], float(finished["wall"])
+    rates, wall = fit_target(name, args, strategy, run)
+    run.save({"rates": rates, "wall": wall})
     return rates, wall
 
 
@@ -119,16 +103,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-count", type=int, default=60)
     p.add_argument("--output-dir", default="outputs/count_data")
-    distribute.add_strategy_flag(p)
-    p.add_argument("--backup-dir", default=None,
-                   help="resume a killed run by re-running the same command: "
-                   f"FaultTolerantBackup checkpoints every {BACKUP_EVERY} steps "
-                   "(exact mid-epoch resume), finished targets are not re-trained, "
-                   "training stops on a NaN/inf loss (TerminateOnNonFinite). "
-                   "Deleted when all targets are done")
-    p.add_argument("--deterministic", action="store_true",
-                   help="bit-reproducible runs: sig_keras.distribute."
-                   "enable_determinism(seed) (op determinism, slower)")
+    experiment.add_run_flags(p, runs="targets", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(names) - set(TARGETS))
@@ -141,12 +116,10 @@ def main(argv=None):
         p.error(f"--lr must be positive; got {args.lr}")
     if args.max_count < 0:
         p.error(f"--max-count must be >= 0; got {args.max_count}")
-    if args.backup_dir and os.path.isfile(args.backup_dir):
-        p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
+    experiment.check_backup_dir(p, args.backup_dir)
     strategy = distribute.get_strategy(args.strategy)
     os.makedirs(args.output_dir, exist_ok=True)
-    if args.backup_dir:
-        os.makedirs(args.backup_dir, exist_ok=True)
+    backup = experiment.Backup(args.backup_dir, strategy, suffix=".npz")
 
     import matplotlib
 
@@ -156,7 +129,7 @@ def main(argv=None):
     fig, axes = plt.subplots(2, len(names), figsize=(5 * len(names), 7), squeeze=False)
     results = {}
     for col, name in enumerate(names):
-        rates, wall = fit_or_restore(name, args, strategy)
+        rates, wall = fit_or_restore(name, args, strategy, backup)
         spec = TARGETS[name]()
         support = np.arange(0, args.max_count + 1)
         p_model = model_pmf(rates, support)
@@ -184,8 +157,7 @@ def main(argv=None):
     path = os.path.join(args.output_dir, "figure1_counts.png")
     fig.savefig(path, dpi=100)
     print(f"wrote {path}")
-    if args.backup_dir:
-        shutil.rmtree(args.backup_dir, ignore_errors=True)  # all targets are done
+    backup.complete()  # all targets are done
     return results
 
 
