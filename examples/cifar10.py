@@ -28,17 +28,13 @@ Real features are computed once per process (before training), or read from
 `KernelDistance.save_reference` (the example writes it when the file does
 not exist). It must come from the same feature extractor.
 
-Resuming (`--backup-dir`): each model checkpoints with
-`sig_keras.callbacks.FaultTolerantBackup` every `BACKUP_EVERY` steps; a killed
-run re-run with the same command skips the finished models and continues the
-interrupted one from its last checkpoint (the batches it had trained are read
-and skipped). The directory is deleted when all models are done.
+Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished models are
+read back, the interrupted one goes on from its last checkpoint (every
+`BACKUP_EVERY` steps, mid-epoch).
 """
 
 import argparse
-import json
 import os
-import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,9 +43,8 @@ import numpy as np  # noqa: E402
 
 import sig_keras  # noqa: E402
 from sig_keras import distribute  # noqa: E402
-from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
+from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
-from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.metrics import InceptionScore  # noqa: E402
 from sig_keras.metrics import KernelDistance  # noqa: E402
@@ -87,17 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--reference-stats", default=None,
                    help="a .npz of real features (KernelDistance.save_reference): read "
                    "if it exists, else computed once and written there")
-    distribute.add_strategy_flag(p)
     p.add_argument("--out", default="runs/cifar10")
-    p.add_argument("--backup-dir", default=None,
-                   help="resume a killed run by re-running the same command: "
-                   f"FaultTolerantBackup checkpoints every {BACKUP_EVERY} steps "
-                   "(exact mid-epoch resume), finished models are not re-trained, "
-                   "training stops on a NaN/inf loss (TerminateOnNonFinite). "
-                   "Deleted when all models are done")
-    p.add_argument("--deterministic", action="store_true",
-                   help="bit-reproducible runs: sig_keras.distribute."
-                   "enable_determinism(seed) per model (op determinism, slower)")
+    experiment.add_run_flags(p, runs="models", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
     args.names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(args.names) - set(MODELS))
@@ -116,8 +102,7 @@ def parse_args(argv=None):
     args.feature_samples = min(args.feature_samples, args.samples)
     if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
-    if args.backup_dir and os.path.isfile(args.backup_dir):
-        p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
+    experiment.check_backup_dir(p, args.backup_dir)
     return args
 
 
@@ -199,11 +184,8 @@ def real_features(args, metric, model):
     return features, "CIFAR-10 train"
 
 
-def train_and_score(args, name, data, strategy, metric, model_out, real):
-    if args.deterministic:
-        distribute.enable_determinism(args.seed)
-    else:
-        keras.utils.set_random_seed(args.seed)
+def train_and_score(args, run, name, data, strategy, metric, model_out, real):
+    experiment.set_seed(args.seed, args.deterministic)
     # === Model ===
     with strategy.scope():
         model = build_model(name, args.seed)
@@ -211,17 +193,11 @@ def train_and_score(args, name, data, strategy, metric, model_out, real):
     callbacks = [
         keras.callbacks.TensorBoard(run_dir, update_freq=100),
         ImageSummary(run_dir, every_n_steps=max(args.steps // 20, 1)),
+        experiment.ProgressLogger(name, every_n_steps=max(args.steps // 20, 1)),
     ]
-    if args.backup_dir:
-        distribute.build_optimizers(model, strategy)
-        stop_on_nan = TerminateOnNonFinite()
-        callbacks = [FaultTolerantBackup(os.path.join(args.backup_dir, name),
-                                         save_freq=BACKUP_EVERY),
-                     stop_on_nan] + callbacks
     # === Train ===
-    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=2, callbacks=callbacks)
-    if args.backup_dir and stop_on_nan.message:
-        raise SystemExit(f"{name}: {stop_on_nan.message}")
+    run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
+            verbose=2, callbacks=callbacks)
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
     # === Inception score and feature metrics, on the same samples ===
     metric.reset_state()
@@ -254,28 +230,20 @@ def main(argv=None):
         real, real_source = real_features(args, metric, model_out)  # once per process
     data = sig_keras.datasets.cifar10("train", args.batch_size, seed=args.seed,
                                       data_dir=args.data_dir)
+    backup = experiment.Backup(args.backup_dir, strategy)
     results = {}
     for name in args.names:
         # A model finished before an interruption is read back, not re-trained.
-        finished = None
-        if args.backup_dir:
-            finished = os.path.join(
-                args.backup_dir,
-                f"{name}-result-worker{distribute.worker_index(strategy)}.json")
-        if finished and os.path.exists(finished):
-            with open(finished) as f:
-                results[name] = json.load(f)
-            if isinstance(results[name], list):  # written before the feature metrics
-                mean, std = results[name]
-                results[name] = {"inception_score": mean, "inception_score_std": std,
-                                 **{k: float("nan") for k in FEATURE_COLUMNS}}
-        else:
-            results[name] = train_and_score(args, name, data, strategy, metric, model_out,
-                                            real)
-            if finished:
-                with open(finished + ".tmp", "w") as f:
-                    json.dump(results[name], f)
-                os.replace(finished + ".tmp", finished)
+        run = backup.run(name)
+        results[name] = run.load()
+        if isinstance(results[name], list):  # written before the feature metrics
+            mean, std = results[name]
+            results[name] = {"inception_score": mean, "inception_score_std": std,
+                             **{k: float("nan") for k in FEATURE_COLUMNS}}
+        if results[name] is None:
+            results[name] = train_and_score(args, run, name, data, strategy, metric,
+                                            model_out, real)
+            run.save(results[name])
         print(name, {k: round(v, 4) for k, v in results[name].items()}, flush=True)
     scores = {name: (r["inception_score"], r["inception_score_std"])
               for name, r in results.items()}
@@ -297,13 +265,9 @@ def main(argv=None):
                     f"{r['precision']:6.3f} {r['recall']:6.3f} {r['density']:7.3f} "
                     f"{r['coverage']:6.3f}")
         print(row)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json.tmp"), "w") as f:
-        json.dump([{"model": name, **r} for name, r in results.items()], f, indent=1)
-    os.replace(os.path.join(args.out, "results.json.tmp"),
-               os.path.join(args.out, "results.json"))
-    if args.backup_dir:
-        shutil.rmtree(args.backup_dir, ignore_errors=True)  # all models are done
+    experiment.write_json(os.path.join(args.out, "results.json"),
+                          [{"model": name, **r} for name, r in results.items()], indent=1)
+    backup.complete()  # all models are done
     return scores
 
 

@@ -24,20 +24,15 @@ DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
 `--sig-scale`, the sigma of the Normal conditional) take comma-separated
 lists: every combination is one DCGAN-SI run (an ablation).
 
-Resuming (`--backup-dir`): each run checkpoints with
-`sig_keras.callbacks.FaultTolerantBackup` every `BACKUP_EVERY` steps; a killed
-run re-run with the same command skips the finished runs and continues the
-interrupted one from its last checkpoint (the batches it had trained are read
-and skipped). The directory is deleted when all runs are done.
+Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished runs are
+read back, the interrupted one goes on from its last checkpoint (every
+`BACKUP_EVERY` steps, mid-epoch).
 """
 
 import argparse
-import csv
-import io
 import itertools
 import json
 import os
-import shutil
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,10 +43,9 @@ import numpy as np  # noqa: E402
 import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
-from sig_keras.callbacks import FaultTolerantBackup  # noqa: E402
+from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import SampleEvaluation  # noqa: E402
-from sig_keras.callbacks import TerminateOnNonFinite  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
@@ -91,7 +85,6 @@ def parse_args(argv=None):
                    help="comma-separated: dcgan, dcgan_si")
     p.add_argument("--classifier", default="mnist_classifier.keras",
                    help="saved MNIST digit classifier (examples/train_mnist_classifier.py)")
-    distribute.add_strategy_flag(p)
     p.add_argument("--out", default="runs/stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
@@ -113,15 +106,7 @@ def parse_args(argv=None):
                    "(default: steps / 10)")
     p.add_argument("--eval-samples", type=int, default=5000,
                    help="samples per evaluation during training")
-    p.add_argument("--backup-dir", default=None,
-                   help="resume a killed run by re-running the same command: "
-                   f"FaultTolerantBackup checkpoints every {BACKUP_EVERY} steps "
-                   "(exact mid-epoch resume), finished runs are not re-trained, "
-                   "training stops on a NaN/inf loss (TerminateOnNonFinite). "
-                   "Deleted when all runs are done")
-    p.add_argument("--deterministic", action="store_true",
-                   help="bit-reproducible runs: sig_keras.distribute."
-                   "enable_determinism(seed) per run (op determinism, slower)")
+    experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                    help="train nothing: merge the results.json of earlier runs' --out "
                    "directories into one table and one modes-vs-step figure in --out")
@@ -160,8 +145,7 @@ def parse_args(argv=None):
     if not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
                 "examples/train_mnist_classifier.py")
-    if args.backup_dir and os.path.isfile(args.backup_dir):
-        p.error(f"--backup-dir {args.backup_dir} is a file, not a directory")
+    experiment.check_backup_dir(p, args.backup_dir)
     return args
 
 
@@ -196,14 +180,11 @@ def real_features(args, extractor):
     return keras.ops.concatenate(feats, axis=0)
 
 
-def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
+def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real):
     label, weight, auto_scale, sigma = spec
     run_dir = os.path.join(args.out, _run_name(label, args.size, seed))
     start = time.perf_counter()
-    if args.deterministic:
-        distribute.enable_determinism(seed)
-    else:
-        keras.utils.set_random_seed(seed)
+    experiment.set_seed(seed, args.deterministic)
     data = sig_keras.datasets.stacked_mnist(
         "train", args.batch_size, seed=seed, data_dir=args.data_dir, source=args.source,
         path=args.npz)
@@ -224,17 +205,11 @@ def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
         keras.callbacks.TensorBoard(run_dir, update_freq=100),
         ImageSummary(run_dir, every_n_steps=max(args.steps // 10, 1)),
         evaluation,
+        experiment.ProgressLogger(run.label, every_n_steps=max(args.steps // 20, 1)),
     ]
-    if args.backup_dir:
-        distribute.build_optimizers(model, strategy)
-        backup_dir = os.path.join(args.backup_dir, os.path.basename(run_dir))
-        stop_on_nan = TerminateOnNonFinite()
-        callbacks = [FaultTolerantBackup(backup_dir, save_freq=BACKUP_EVERY),
-                     stop_on_nan] + callbacks
     # === Train ===
-    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=2, callbacks=callbacks)
-    if args.backup_dir and stop_on_nan.message:
-        raise SystemExit(f"{label} seed {seed}: {stop_on_nan.message}")
+    run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
+            verbose=2, callbacks=callbacks)
     # === Evaluate ===
     metric = StackedMNISTModes(classifier, splits=SPLITS)
     generated = []
@@ -253,47 +228,39 @@ def train_and_evaluate(args, spec, seed, strategy, classifier, extractor, real):
     return result
 
 
-def _write_atomic(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def write_tables(args, rows):
     """table2.md and table2.csv in `args.out`: one row per run, then means."""
     header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)", "FID",
               "KID", "precision", "recall", "density", "coverage", "wall s"]
     formats = (".2f", ".3f", ".0f", ".3f", ".3f", ".3f", ".2f", ".4f", ".3f", ".3f", ".3f",
                ".3f", ".0f")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    records = []
-    for label, seed, r in rows:
-        values = [r.get(c, float("nan")) for c in COLUMNS] + [r.get("wall_s", float("nan"))]
-        records.append([label, seed] + values)
-        cells = [f"{v:{fmt}}" for v, fmt in zip(values, formats)]
-        lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
+    records = [[label, seed] + [r.get(c, float("nan")) for c in COLUMNS + ("wall_s",)]
+               for label, seed, r in rows]
+    lines = experiment.markdown_table(
+        header, [record[:2] + [f"{v:{fmt}}" for v, fmt in zip(record[2:], formats)]
+                 for record in records])
     labels = list(dict.fromkeys(label for label, _, _ in rows))
     if any(sum(1 for lab, _, _ in rows if lab == label) > 1 for label in labels):
-        lines += ["", "| model (mean +- std over seeds) | IS | high quality | modes | KL | "
-                  "FID | KID | recall | coverage |", "|---|---|---|---|---|---|---|---|---|"]
+        means = []
         for label in labels:
             rs = [r for lab, _, r in rows if lab == label]
-            cell = []
+            cells = [f"{label} ({len(rs)} seeds)"]
             for c, fmt in (("inception_score", ".2f"), ("high_quality", ".3f"), ("modes", ".1f"),
                            ("kl", ".3f"), ("fid", ".2f"), ("kid", ".4f"), ("recall", ".3f"),
                            ("coverage", ".3f")):
                 v = np.array([r.get(c, np.nan) for r in rs])
-                cell.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
-            lines.append(f"| {label} ({len(rs)} seeds) | " + " | ".join(cell) + " |")
-    os.makedirs(args.out, exist_ok=True)
+                cells.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
+            means.append(cells)
+        lines += [""] + experiment.markdown_table(
+            ["model (mean +- std over seeds)", "IS", "high quality", "modes", "KL", "FID", "KID",
+             "recall", "coverage"], means)
     title = (f"Stacked MNIST, size {args.size}, {args.steps} steps, batch {args.batch_size}, "
              f"{args.samples} samples, digits: {args.source}")
-    _write_atomic(os.path.join(args.out, "table2.md"), title + "\n\n" + "\n".join(lines) + "\n")
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["model", "seed"] + list(COLUMNS) + ["wall_s"])
-    writer.writerows(records)
-    _write_atomic(os.path.join(args.out, "table2.csv"), table.getvalue())
+    experiment.write_text(os.path.join(args.out, "table2.md"),
+                          title + "\n\n" + "\n".join(lines) + "\n")
+    experiment.write_csv(os.path.join(args.out, "table2.csv"), records,
+                         header=["model", "seed"] + list(COLUMNS) + ["wall_s"],
+                         lineterminator="\n")
 
 
 def plot_history(args, rows):
@@ -350,24 +317,18 @@ def main(argv=None):
     classifier = keras.saving.load_model(args.classifier)
     extractor = mnist_classifier_features(classifier)
     real = real_features(args, extractor)
+    backup = experiment.Backup(args.backup_dir, strategy)
     rows = []
     for seed in args.seed_list:
         for spec in run_specs(args):
             label = spec[0]
             # A run finished before an interruption is read back, not re-trained.
-            finished = None
-            if args.backup_dir:
-                finished = os.path.join(
-                    args.backup_dir, f"{_run_name(label, args.size, seed)}-result-worker"
-                    f"{distribute.worker_index(strategy)}.json")
-            if finished and os.path.exists(finished):
-                with open(finished) as f:
-                    result = json.load(f)
-            else:
-                result = train_and_evaluate(args, spec, seed, strategy, classifier,
+            run = backup.run(_run_name(label, args.size, seed), label=f"{label} seed {seed}")
+            result = run.load()
+            if result is None:
+                result = train_and_evaluate(args, run, spec, seed, strategy, classifier,
                                             extractor, real)
-                if finished:
-                    _write_atomic(finished, json.dumps(result))
+                run.save(result)
             rows.append((label, seed, result))
             summary = {k: round(v, 4) for k, v in result.items() if k != "history"}
             print(label, seed, summary, flush=True)
@@ -383,10 +344,9 @@ def main(argv=None):
               f"{r['recall']:6.3f} {r['coverage']:6.3f} {r['wall_s']:7.0f}")
     write_tables(args, rows)
     plot_history(args, rows)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump([{"model": label, "seed": seed, **r} for label, seed, r in rows], f)
-    if args.backup_dir:
-        shutil.rmtree(args.backup_dir, ignore_errors=True)  # all runs are done
+    experiment.write_json(os.path.join(args.out, "results.json"),
+                          [{"model": label, "seed": seed, **r} for label, seed, r in rows])
+    backup.complete()  # all runs are done
     return rows
 
 

@@ -129,6 +129,14 @@ def check_backup_dir(parser, directory, settings=None):
 class Backup:
     """The `--backup-dir` of a script: one `Run` per model/seed/target.
 
+    Re-running a killed script with the same command resumes it: the runs
+    that had finished are read back (`Run.load`), not trained again; the
+    interrupted run's `Run.fit` restores its last `FaultTolerantBackup`
+    checkpoint (weights, optimizers, noise generators, position): with an
+    integer `save_freq` the batches it had trained in the interrupted epoch
+    are read and skipped, with `"epoch"` the interrupted epoch is trained
+    again. `complete()` deletes the directory when the script is done.
+
     Layout: run `key` checkpoints in `<dir>/<key>` and keeps its finished
     result in `<dir>/<key>-result-worker<i><suffix>`, or, with
     `per_run_folder`, in `<dir>/<key>/checkpoint` and
