@@ -25,6 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sig_keras import datasets  # noqa: E402
+from sig_keras import experiment  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -91,7 +92,7 @@ def scale(images):
 
 def main(argv=None):
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
+    experiment.set_seed(args.seed)
     (x_train, y_train), (x_held, y_held) = load_splits(args)
     epochs = args.epochs or (3 if len(y_train) >= 10_000 else 30)
     print(f"{args.source}: {len(y_train)} training digits, {len(y_held)} held out, "
