@@ -7,9 +7,12 @@ Minibatch estimate with data `x_1..x_N` and generated `psi_1..psi_K`:
 
     L_hat = - (1/N) sum_i [ logsumexp_k log p(x_i | psi_k) - log K ]
 
-This module is the only place the estimator is written.
+This module is the only place the estimator is written. It also holds the
+GAN-SI weighting of the SIG term against an adversarial generator loss
+(`combine_adversarial_and_sig_gradients`).
 """
 
+import math
 
 import keras
 import tensorflow as tf
@@ -63,6 +66,90 @@ def semi_implicit_loss(x, psi, conditional, psi_replicated=False):
         psi = reduction.gather_across_replicas(psi)
     per_example = semi_implicit_log_likelihood(x, psi, conditional)
     return -reduction.replica_mean(per_example)
+
+
+def check_sig_weight(sig_weight):
+    """Returns `sig_weight` ("auto" or a float >= 0), or raises `ValueError`."""
+    if isinstance(sig_weight, str):
+        if sig_weight != "auto":
+            raise ValueError(
+                f"Unknown `sig_weight` {sig_weight!r}; valid: 'auto' or a "
+                "non-negative number."
+            )
+        return sig_weight
+    try:
+        value = float(sig_weight)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`sig_weight` must be 'auto' or a non-negative number; got {sig_weight!r}."
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"`sig_weight` must be 'auto' or a non-negative number; got {sig_weight}."
+        )
+    return value
+
+
+def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, sig_weight,
+                                          ratio_ema=None, auto_scale=1.0,
+                                          auto_momentum=0.99, epsilon=1e-12):
+    """GAN-SI generator gradient `g_adv + lambda g_SIG` with respect to the fakes.
+
+    The gradient-level counterpart of TF-GAN's `combine_adversarial_loss`:
+    both gradients are taken with respect to the generated batch `psi` (the
+    generator's output), and the caller backpropagates the result through the
+    generator once (Yin & Zhou, Algorithm 1:
+    `L_G = L_adv(D(psi)) + lambda * L_hat_SIG(x, {psi_k})`).
+
+    Weight:
+    - a number: `lambda = sig_weight`;
+    - "auto": the paper sets lambda "so that the GAN generator loss and the
+      cross-entropy term are on the same scale". The scale that matters for
+      training is that of the gradients, so
+
+          lambda = auto_scale * EMA( ||g_adv|| / (||g_SIG|| + epsilon) ),
+
+      norms over the whole global batch (all-reduced across replicas), the
+      EMA with momentum `auto_momentum`, started at the first ratio (a
+      `ratio_ema` of 0 means "no ratio yet"). When `||g_SIG|| = 0` the ratio
+      is undefined and the EMA is left as it is (lambda stays finite).
+
+    Pure function: the EMA state is passed in and returned (a model keeps it
+    in a non-trainable variable). Nothing here is differentiated.
+
+    Args:
+        adversarial_gradient: `dL_adv/dpsi`, this replica's `[N, ...]`.
+        sig_gradient: `dL_hat_SIG/dpsi`, same shape.
+        sig_weight: "auto" or a float >= 0.
+        ratio_ema: float32 scalar, the EMA of the ratio so far (0 before the
+            first step). Required with "auto"; returned unchanged otherwise.
+        auto_scale: float > 0. The "auto" multiplier. Defaults to 1.
+        auto_momentum: float in [0, 1). EMA momentum. Defaults to 0.99.
+        epsilon: float. Added to `||g_SIG||`. Defaults to 1e-12.
+
+    Returns:
+        `(combined_gradient, lambda, new_ratio_ema)`; `lambda` is a float32
+        scalar.
+    """
+    if sig_weight != "auto":
+        lam = tf.constant(check_sig_weight(sig_weight), tf.float32)
+        return adversarial_gradient + lam * sig_gradient, lam, ratio_ema
+    if ratio_ema is None:
+        raise ValueError("`sig_weight='auto'` needs `ratio_ema` (0 before the first step).")
+    ratio_ema = tf.convert_to_tensor(ratio_ema, tf.float32)
+    adv_norm, sig_norm = _global_norms(adversarial_gradient, sig_gradient)
+    ratio = adv_norm / (sig_norm + epsilon)
+    m = auto_momentum
+    ema = tf.where(ratio_ema > 0, m * ratio_ema + (1.0 - m) * ratio, ratio)
+    ema = tf.where(sig_norm > 0, ema, ratio_ema)
+    lam = auto_scale * ema
+    return adversarial_gradient + lam * sig_gradient, lam, ema
+
+
+def _global_norms(*tensors):
+    """L2 norm of each tensor over all replicas, in one all-reduce."""
+    local = tf.stack([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in tensors])
+    return tf.unstack(tf.sqrt(reduction.all_reduce_sum(local)))
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
