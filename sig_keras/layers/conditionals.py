@@ -12,7 +12,9 @@ Shapes used throughout:
   `param_shape == event_shape`, and for the Negative-Binomial the last axis is
   doubled (first half: total count, second half: logits).
 - `pairwise_log_prob(x, psi)`: `[N, K]` with entry `log p(x_i | psi_k)`, the
-  event dimensions summed out.
+  event dimensions summed out. It is `scores + row[:, None]` of
+  `pairwise_log_prob_terms(x, psi)`, the split the estimator uses, so the
+  two agree.
 
 Normal (shared scale), Poisson and Bernoulli conditionals compute the pairwise
 matrix with one matrix product; only the Negative-Binomial broadcasts over an
@@ -32,8 +34,8 @@ PACKAGE = "sig_keras"
 
 
 def _flatten(t):
-    """Flattens all but the leading axis: `[B, ...] -> [B, D]`."""
-    t = tf.convert_to_tensor(t)
+    """Flattens all but the leading axis: `[B, ...] -> [B, D]`, float32."""
+    t = tf.cast(tf.convert_to_tensor(t), tf.float32)
     return tf.reshape(t, [tf.shape(t)[0], -1])
 
 
@@ -48,8 +50,11 @@ def _to_numpy(x):
 class Conditional(keras.layers.Layer):
     """Base class of the explicit conditionals `p(x | psi)`.
 
-    Subclasses implement `params_size`, `distribution`, `pairwise_log_prob`
-    and, where the family has a restricted support, `_check_support`.
+    Subclasses implement `_elementwise_distribution` (the distribution of
+    each data dimension), `pairwise_log_prob_terms` (the `[N, K]` matrix the
+    estimator uses, split into a `[N, K]` and an x-only `[N]` part), set
+    `params_per_dim` when `psi` has more than one number per data dimension,
+    and implement `_check_support` where the family's support is restricted.
     """
 
     # Number of generator outputs per data dimension.
@@ -86,30 +91,42 @@ class Conditional(keras.layers.Layer):
         return param_shape[:-1] + (param_shape[-1] // self.params_per_dim,)
 
     def distribution(self, psi):
-        """A TFP distribution with batch shape `[K]` and event `psi.shape[1:]`."""
-        raise NotImplementedError
+        """A TFP distribution with batch shape `[K]` and the data's event shape."""
+        psi = tf.convert_to_tensor(psi, tf.float32)
+        return tfd.Independent(
+            self._elementwise_distribution(psi),
+            reinterpreted_batch_ndims=len(psi.shape) - 1,
+        )
 
-    def pairwise_log_prob(self, x, psi):
-        """`[N, K]` matrix of `log p(x_i | psi_k)`."""
-        scores, row = self.pairwise_log_prob_terms(x, psi)
-        return scores + row[:, tf.newaxis]
+    def _elementwise_distribution(self, psi):
+        """The TFP distribution of every data dimension given float32 `psi`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `_elementwise_distribution(psi)`."
+        )
 
     def pairwise_log_prob_terms(self, x, psi):
         """`(scores [N, K], row [N])` with `log p(x_i | psi_k) = scores + row`.
 
         `row` holds the terms that depend on `x_i` alone; the estimator adds it
         after the `logsumexp` over `k`, so the `[N, K]` work is one matrix
-        product and a bias. The default puts everything in `scores`.
+        product and a bias. Families whose terms do not separate return all of
+        it in `scores` and a zero `row`.
         """
-        scores = self.pairwise_log_prob(x, psi)
-        return scores, tf.zeros(tf.shape(scores)[:1], scores.dtype)
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `pairwise_log_prob_terms(x, psi)`, "
+            "returning `(scores [N, K], row [N])` with "
+            "`log p(x_i | psi_k) = scores[i, k] + row[i]`."
+        )
+
+    def pairwise_log_prob(self, x, psi):
+        """`[N, K]` matrix of `log p(x_i | psi_k)`: `scores + row[:, None]` of
+        `pairwise_log_prob_terms`, the same terms the estimator sums."""
+        scores, row = self.pairwise_log_prob_terms(x, psi)
+        return scores + row[:, tf.newaxis]
 
     def sample(self, psi, seed):
         """Draws one `x` per `psi`. `seed`: a stateless seed, int32 `[2]`."""
         return self.distribution(psi).sample(seed=tf.cast(seed, tf.int32))
-
-    def call(self, x, psi):
-        return self.pairwise_log_prob(x, psi)
 
     # === Validation ===
 
@@ -162,8 +179,8 @@ class NormalConditional(Conditional):
     `scale = softplus(rho)`, `rho` initialised so that `scale` starts at the
     given value.
 
-    `pairwise_log_prob` uses `||x - psi||^2 = ||x||^2 - 2 x.psi + ||psi||^2`, so
-    the `[N, K]` matrix costs one `[N, D] x [D, K]` product:
+    `pairwise_log_prob_terms` uses `||x - psi||^2 = ||x||^2 - 2 x.psi + ||psi||^2`,
+    so the `[N, K]` matrix costs one `[N, D] x [D, K]` product:
 
         log N(x; psi, s^2 I) = -||x - psi||^2 / (2 s^2) - D log s - D/2 log 2pi
 
@@ -208,18 +225,14 @@ class NormalConditional(Conditional):
             raise ValueError(f"`scale` must be a positive number; got {scale}.")
         self._rho.assign(scale + math.log(-math.expm1(-scale)))
 
-    def distribution(self, psi):
-        psi = tf.convert_to_tensor(psi, tf.float32)
-        return tfd.Independent(
-            tfd.Normal(loc=psi, scale=self.scale_value),
-            reinterpreted_batch_ndims=len(psi.shape) - 1,
-        )
+    def _elementwise_distribution(self, psi):
+        return tfd.Normal(loc=psi, scale=self.scale_value)
 
     def pairwise_log_prob_terms(self, x, psi):
         # -||x - psi||^2 / (2 s^2) = (x / s^2).psi - ||psi||^2 / (2 s^2)
         #                            - ||x||^2 / (2 s^2)
-        x = tf.cast(_flatten(x), tf.float32)
-        psi = tf.cast(_flatten(psi), tf.float32)
+        x = _flatten(x)
+        psi = _flatten(psi)
         scale = self.scale_value
         inv_var = 1.0 / tf.square(scale)
         dim = tf.cast(tf.shape(x)[1], tf.float32)
@@ -232,15 +245,6 @@ class NormalConditional(Conditional):
             - 0.5 * dim * math.log(2.0 * math.pi)
         )
         return scores, row
-
-    def pairwise_log_prob(self, x, psi):
-        scores, row = self.pairwise_log_prob_terms(x, psi)
-        # Rounding in the expansion can exceed the maximum of the log density
-        # (at x = psi); clip there.
-        log_prob_max = row + 0.5 * tf.reduce_sum(
-            tf.square(tf.cast(_flatten(x), tf.float32)), axis=1
-        ) / tf.square(self.scale_value)
-        return tf.minimum(scores + row[:, tf.newaxis], log_prob_max[:, tf.newaxis])
 
     def get_config(self):
         config = super().get_config()
@@ -280,15 +284,11 @@ class PoissonConditional(Conditional):
     def rate(self, psi):
         return tf.nn.softplus(tf.cast(psi, tf.float32)) + self.min_rate
 
-    def distribution(self, psi):
-        psi = tf.convert_to_tensor(psi, tf.float32)
-        return tfd.Independent(
-            tfd.Poisson(rate=self.rate(psi)),
-            reinterpreted_batch_ndims=len(psi.shape) - 1,
-        )
+    def _elementwise_distribution(self, psi):
+        return tfd.Poisson(rate=self.rate(psi))
 
     def pairwise_log_prob_terms(self, x, psi):
-        x = tf.cast(_flatten(x), tf.float32)
+        x = _flatten(x)
         rate = self.rate(_flatten(psi))
         scores = (
             tf.matmul(x, tf.math.log(rate), transpose_b=True)
@@ -332,23 +332,20 @@ class NegativeBinomialConditional(Conditional):
         r_raw, logits = tf.split(psi, 2, axis=-1)
         return tf.nn.softplus(r_raw) + self.min_total_count, logits
 
-    def distribution(self, psi):
-        psi = tf.convert_to_tensor(psi, tf.float32)
+    def _elementwise_distribution(self, psi):
         total_count, logits = self._split(psi)
-        return tfd.Independent(
-            tfd.NegativeBinomial(total_count=total_count, logits=logits),
-            reinterpreted_batch_ndims=len(psi.shape) - 1,
-        )
+        return tfd.NegativeBinomial(total_count=total_count, logits=logits)
 
-    def pairwise_log_prob(self, x, psi):
-        x = tf.cast(_flatten(x), tf.float32)
+    def pairwise_log_prob_terms(self, x, psi):
+        # `lgamma(x + r)` couples x and psi: everything is in `scores`.
+        x = _flatten(x)
         total_count, logits = self._split(psi)
-        total_count = _flatten(total_count)
-        logits = _flatten(logits)
         dist = tfd.NegativeBinomial(
-            total_count=total_count[tf.newaxis], logits=logits[tf.newaxis]
+            total_count=_flatten(total_count)[tf.newaxis],
+            logits=_flatten(logits)[tf.newaxis],
         )
-        return tf.reduce_sum(dist.log_prob(x[:, tf.newaxis, :]), axis=-1)
+        scores = tf.reduce_sum(dist.log_prob(x[:, tf.newaxis, :]), axis=-1)
+        return scores, tf.zeros(tf.shape(x)[:1], tf.float32)
 
     def _check_support(self, x, name):
         _check_counts(x, name, "Negative-Binomial")
@@ -367,16 +364,12 @@ class BernoulliConditional(Conditional):
     product: `log p(x | l) = x . l - sum(softplus(l))` for `x` in {0, 1}.
     """
 
-    def distribution(self, psi):
-        psi = tf.convert_to_tensor(psi, tf.float32)
-        return tfd.Independent(
-            tfd.Bernoulli(logits=psi, dtype=tf.float32),
-            reinterpreted_batch_ndims=len(psi.shape) - 1,
-        )
+    def _elementwise_distribution(self, psi):
+        return tfd.Bernoulli(logits=psi, dtype=tf.float32)
 
     def pairwise_log_prob_terms(self, x, psi):
-        x = tf.cast(_flatten(x), tf.float32)
-        logits = tf.cast(_flatten(psi), tf.float32)
+        x = _flatten(x)
+        logits = _flatten(psi)
         scores = tf.matmul(x, logits, transpose_b=True) - tf.reduce_sum(
             tf.nn.softplus(logits), axis=1
         )[tf.newaxis, :]
