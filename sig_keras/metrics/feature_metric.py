@@ -360,11 +360,9 @@ class FeatureBuffer:
     row), and each growth allocates larger blocks than any freed before: on
     x86 TensorFlow's default oneDNN CPU allocator keeps freed blocks in its
     pool (they are not returned to the system, and a larger request cannot
-    reuse them), so the process stays at about 3.3 times the final capacity
-    (measured: 1042 MiB resident for a 312 MiB buffer grown from 39 MiB in
-    batches of 5000 x 2048; 372 MiB with `capacity` given). `reset()` keeps
-    the allocation (only the count goes to 0), so a refilled buffer does not
-    grow again.
+    reuse them), so the process keeps several times the final capacity
+    resident (figures in the README). `reset()` keeps the allocation (only
+    the count goes to 0), so a refilled buffer does not grow again.
 
     Args:
         num_features: int. Width `d`.

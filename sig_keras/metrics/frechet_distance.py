@@ -192,10 +192,6 @@ class FrechetDistance(FeatureMetric):
         mu_g, sigma_g = self.generated_moments()
         return tf.cast(frechet_distance_from_moments(mu_r, sigma_r, mu_g, sigma_g), tf.float32)
 
-    def reset_state(self):
-        for v in self.variables:
-            v.assign(tf.zeros_like(v))
-
     # === Reference statistics ===
 
     def _reference_arrays(self):

@@ -281,10 +281,6 @@ class InceptionScore(keras.metrics.Metric):
             "marginal_entropy": -tf.reduce_sum(pooled * tf.math.log(pooled + _EPS)),
         }
 
-    def reset_state(self):
-        for v in self.variables:
-            v.assign(tf.zeros_like(v))
-
     def get_config(self):
         if not self._uses_default:
             raise NotImplementedError(

@@ -126,10 +126,6 @@ class ModeCoverage(keras.metrics.Metric):
         kl = tf.where(num_high > 0, tf.reduce_sum(terms), np.inf)
         return {"modes": modes, "high_quality": high_quality, "kl": kl}
 
-    def reset_state(self):
-        self.mode_counts.assign(tf.zeros_like(self.mode_counts))
-        self.total.assign(0.0)
-
     def get_config(self):
         config = super().get_config()
         config.update(

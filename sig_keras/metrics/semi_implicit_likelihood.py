@@ -182,10 +182,6 @@ class SemiImplicitLikelihood(keras.metrics.Metric):
             "bits_per_dim": tf.cast(self.bits_per_dim_sum / count, tf.float32),
         }
 
-    def reset_state(self):
-        for v in (self.nll_sum, self.bits_per_dim_sum, self.count):
-            v.assign(tf.zeros_like(v))
-
     def get_config(self):
         raise NotImplementedError(
             "SemiImplicitLikelihood holds a generator and is not serializable; "

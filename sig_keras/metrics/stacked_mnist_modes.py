@@ -21,7 +21,6 @@ generated `[28, 28, 3]` image; the mode is the digit triple
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from sig_keras.metrics.inception_score import InceptionScore
@@ -120,13 +119,3 @@ class StackedMNISTModes(keras.metrics.Metric):
         }
         out.update(self._inception.result())
         return out
-
-    def reset_state(self):
-        for v in self.variables:
-            v.assign(tf.zeros_like(v))
-        self._inception.reset_state()
-
-
-def mode_histogram(labels):
-    """Histogram over the 1000 triples of integer labels (numpy helper)."""
-    return np.bincount(np.asarray(labels, np.int64).ravel(), minlength=NUM_MODES)
