@@ -15,8 +15,8 @@
   leaves the old file or the new one, never a torn one; `markdown_table`
   formats rows.
 - Progress: `ProgressLogger` prints a line with the losses and the elapsed
-  time every few steps (or at each epoch end) of a `fit` that runs with
-  `verbose=0`.
+  time every few steps (or at each epoch end) of `fit`, also with
+  `verbose=0` (which prints nothing) or `verbose=2` (a line per epoch).
 
 Example (one script's skeleton):
 >>> args = parser.parse_args()                 # after add_run_flags(parser)
@@ -116,6 +116,7 @@ def check_backup_dir(parser, directory, settings=None):
         return
     with open(path) as f:
         saved = json.load(f)
+    settings = json.loads(json.dumps(settings))  # as saved (tuples become lists)
     if saved != settings:
         diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
         parser.error(f"--backup-dir {directory} holds a run with other settings "
