@@ -39,7 +39,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build_model(kind, seed):
+def build_model(kind, seed, gather_psi=True):
     """The compiled tiny SIG or GAN-SI model (call in the strategy scope)."""
     import keras
 
@@ -50,7 +50,7 @@ def build_model(kind, seed):
     if kind == "sig":
         model = SIG(
             mlp_generator(4, 2, hidden_units=(16, 16)),
-            "normal", latent_dim=4, num_samples=64, seed=seed,
+            "normal", latent_dim=4, num_samples=64, seed=seed, gather_psi=gather_psi,
         )
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         return model

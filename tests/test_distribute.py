@@ -9,76 +9,24 @@ all-reduce and the gathered likelihood matrix).
 """
 
 import json
-import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from sig_keras import distribute
-from sig_keras.models import SIG
-from sig_keras.networks import mlp
-from sig_keras.networks import mlp_generator
+from tests import harness as h
+from tests._train_worker import build_model
 
-WORKER = os.path.join(os.path.dirname(__file__), "_train_worker.py")
-RTOL, ATOL = 1e-4, 1e-5
 STEPS, BATCH = 3, 32
 
 
 def _data():
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.9, 0.9, (STEPS * BATCH, 2)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices(x).batch(BATCH, drop_remainder=True)
-
-
-def _make_sig(gather_psi=True):
-    model = SIG(
-        mlp_generator(4, 2, hidden_units=(16, 16)),
-        "normal", latent_dim=4, num_samples=64, seed=3, gather_psi=gather_psi,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    return model
-
-
-def _make_sig_replicated():
-    return _make_sig(gather_psi=False)
-
-
-def _make_gan_si():
-    from sig_keras.models.gan import GAN
-
-    model = GAN(
-        mlp_generator(4, 2, hidden_units=(16, 16)),
-        mlp(2, 1, hidden_units=(16,), name="discriminator"),
-        latent_dim=4, sig_weight="auto", seed=3,
-    )
-    model.compile(
-        d_optimizer=keras.optimizers.Adam(1e-2),
-        g_optimizer=keras.optimizers.Adam(1e-2),
-    )
-    return model
-
-
-def _state(model):
-    values = [np.asarray(v.numpy()) for v in model.variables]
-    for _, opt, _ in distribute.model_optimizers(model):
-        values += [np.asarray(v.numpy()) for v in opt.variables]
-    return values
-
-
-def _train(make, strategy, initial=None):
-    with strategy.scope():
-        model = make()
-        distribute.build_optimizers(model, strategy)
-    if initial is not None:
-        for v, value in zip(model.variables, initial):
-            v.assign(value)
-    start = [np.asarray(v.numpy()) for v in model.variables]
-    history = model.fit(_data(), epochs=1, verbose=0, shuffle=False)
-    return model, start, history
+    return h.batched(x, BATCH)
 
 
 @pytest.mark.parametrize(
@@ -86,31 +34,19 @@ def _train(make, strategy, initial=None):
     ids=["reduce_to_one", "collective"],
 )
 @pytest.mark.parametrize(
-    "make", [_make_sig, _make_sig_replicated, _make_gan_si],
+    "kind, gather_psi", [("sig", True), ("sig", False), ("gan_si", True)],
     ids=["sig", "sig_replicated_psi", "gan_si"],
 )
-def test_mirrored_equals_single_device(make, strategy_fixture, request):
-    strategy = request.getfixturevalue(strategy_fixture)
-    single, start, h1 = _train(make, tf.distribute.get_strategy())
-    mirrored, start2, h2 = _train(make, strategy, initial=start)
-    assert mirrored.distribute_strategy.num_replicas_in_sync == 2
-    for a, b in zip(start, start2):
-        np.testing.assert_array_equal(a, b)
-    s1, s2 = _state(single), _state(mirrored)
-    assert len(s1) == len(s2)
-    moved = 0
-    for a, b, a0 in zip(s1, s2, start + [None] * len(s1)):
-        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
-        if a0 is not None and a.dtype.kind == "f" and not np.allclose(a, a0):
-            moved += 1
-    assert moved > 0, "training did not change the weights"
-    for key in h1.history:
-        np.testing.assert_allclose(h1.history[key], h2.history[key], rtol=1e-4)
+def test_mirrored_equals_single_device(kind, gather_psi, strategy_fixture, request):
+    h.run_mirrored_matches_single_device_test(
+        lambda: build_model(kind, seed=3, gather_psi=gather_psi),
+        request.getfixturevalue(strategy_fixture), _data(),
+    )
 
 
 def test_metric_logs_are_scalars_outside_multiworker(two_cpu_strategy):
     with two_cpu_strategy.scope():
-        model = _make_sig()
+        model = build_model("sig", seed=3)
     history = model.fit(_data(), epochs=1, verbose=0)
     assert np.ndim(history.history["loss"][0]) == 0
 
@@ -254,7 +190,7 @@ def test_parse_tf_config_valid():
 
 def test_build_optimizers_builds_second_optimizer(two_cpu_strategy):
     with two_cpu_strategy.scope():
-        model = _make_gan_si()
+        model = build_model("gan_si", seed=3)
     distribute.build_optimizers(model)
     opts = {attr: (opt, variables) for attr, opt, variables in
             distribute.model_optimizers(model)}
@@ -264,27 +200,13 @@ def test_build_optimizers_builds_second_optimizer(two_cpu_strategy):
     assert {id(v) for v in opts["d_optimizer"][1]} == d_vars
 
 
-def _run_worker(seed, out):
-    return subprocess.Popen(
-        [sys.executable, WORKER, "--model", "sig", "--epochs", "1",
-         "--seed", str(seed), "--out", out],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
 def test_determinism_same_seed_same_weights(tmp_path):
     """Two processes, same seed: bit-identical model, optimizer and seed state."""
     outs = [str(tmp_path / f"run{i}.npz") for i in range(2)]
-    procs = [_run_worker(7, out) for out in outs]
-    try:
-        for p in procs:
-            output, _ = p.communicate(timeout=180)
-            assert p.returncode == 0, output[-3000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    procs = [h.start_worker(["--model", "sig", "--epochs", "1", "--seed", "7", "--out", out])
+             for out in outs]
+    for p, output in zip(procs, h.wait_all(procs, timeout=180)):
+        assert p.returncode == 0, output[-3000:]
     a, b = (np.load(o) for o in outs)
     assert a.files == b.files and len(a.files) > 10
     for key in a.files:

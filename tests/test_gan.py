@@ -1,3 +1,5 @@
+"""GAN (and GAN-SI): fit modes, 2 replicas, save/load, export, config, bad input."""
+
 import os
 import subprocess
 import sys
@@ -6,40 +8,25 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from sig_keras.layers import NormalConditional
 from sig_keras.models import GAN
-from tests import gan_helpers as h
-
-MODES = {
-    "eager": dict(run_eagerly=True),
-    "graph": dict(run_eagerly=False, jit_compile=False),
-    "jit": dict(run_eagerly=False, jit_compile=True),
-}
+from tests import harness as h
 
 
 def _gan(sig_weight=0.0, batch_norm=False, **kwargs):
-    return GAN(h.tiny_generator(batch_norm), h.tiny_discriminator(batch_norm), h.LATENT,
-               sig_weight=sig_weight, seed=1, **kwargs)
+    return GAN(h.tiny_image_generator(batch_norm), h.tiny_image_discriminator(batch_norm),
+               h.IMAGE_LATENT, sig_weight=sig_weight, seed=1, **kwargs)
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
+@h.fit_modes
 @pytest.mark.parametrize("sig_weight", [0.0, "auto"])
-def test_fit_modes(mode, sig_weight):
-    model = _gan(sig_weight)
-    model.compile(**MODES[mode])
-    d_before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
-    g_before = [w.numpy().copy() for w in model.generator.trainable_weights]
-    history = model.fit(h.images(16), batch_size=8, epochs=1, verbose=0)
-    logs = history.history
+def test_fit_modes(fit_mode, sig_weight):
     expected = {"d_loss", "g_loss"} | ({"sig_loss", "sig_weight"} if sig_weight else set())
-    assert set(logs) == expected
-    assert all(np.isfinite(v[-1]) for v in logs.values())
-    assert int(model.optimizer.iterations.numpy()) == 2
-    assert int(model.d_optimizer.iterations.numpy()) == 2
-    assert not np.allclose(d_before[0], model.discriminator.trainable_weights[0].numpy())
-    assert not np.allclose(g_before[0], model.generator.trainable_weights[0].numpy())
+    logs = h.run_fit_modes_test(
+        _gan(sig_weight), fit_mode, h.images(16), batch_size=8, expected_logs=expected,
+        iterations={"optimizer": 2, "d_optimizer": 2}, moved=("discriminator", "generator"),
+    )
     if sig_weight == "auto":
         assert logs["sig_weight"][-1] > 0
 
@@ -66,36 +53,22 @@ def test_fixed_sig_weight_logged():
 
 @pytest.mark.parametrize("sig_weight", [0.0])
 def test_fit_mirrored_strategy(two_cpu_strategy, sig_weight):
-    ds = tf.data.Dataset.from_tensor_slices(h.images(16)).batch(8, drop_remainder=True)
     with two_cpu_strategy.scope():
         model = _gan(sig_weight, batch_norm=True)
         model.compile()
-    logs = model.fit(ds, epochs=1, verbose=0).history
+    logs = model.fit(h.batched(h.images(16), 8), epochs=1, verbose=0).history
     assert all(np.isfinite(v[-1]) for v in logs.values())
     assert int(model.optimizer.iterations.numpy()) == 2
 
 
 def test_mirrored_step_equals_single_device(two_cpu_strategy):
-    data = h.images(8)
+    def make():
+        return h.compiled(_gan("auto"), d_optimizer=keras.optimizers.SGD(0.1),
+                          g_optimizer=keras.optimizers.SGD(0.1))
+
     keras.utils.set_random_seed(0)
-    single = _gan("auto")
-    init = (single.generator.get_weights(), single.discriminator.get_weights())
-    single.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
-    single_logs = single.fit(data, batch_size=8, verbose=0, shuffle=False).history
-    with two_cpu_strategy.scope():
-        dist = _gan("auto")
-        dist.generator.set_weights(init[0])
-        dist.discriminator.set_weights(init[1])
-        dist.compile(d_optimizer=keras.optimizers.SGD(0.1),
-                     g_optimizer=keras.optimizers.SGD(0.1))
-    ds = tf.data.Dataset.from_tensor_slices(data).batch(8, drop_remainder=True)
-    dist_logs = dist.fit(ds, verbose=0).history
-    for key in single_logs:
-        np.testing.assert_allclose(dist_logs[key], single_logs[key], rtol=1e-4, atol=1e-4)
-    for a, b in zip(single.generator.get_weights(), dist.generator.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    for a, b in zip(single.discriminator.get_weights(), dist.discriminator.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    h.run_mirrored_matches_single_device_test(
+        make, two_cpu_strategy, h.batched(h.images(8), 8), logs_atol=1e-4)
 
 
 def test_keras_round_trip_with_both_optimizers(tmp_path):
@@ -103,21 +76,11 @@ def test_keras_round_trip_with_both_optimizers(tmp_path):
     model.compile(d_optimizer=keras.optimizers.Adam(1e-3),
                   g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
     model.fit(h.images(16), batch_size=8, verbose=0)
-    path = str(tmp_path / "gan.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = h.run_saving_test(model, tmp_path, iterations={"optimizer": 2, "d_optimizer": 2},
+                               num_samples=4, seed=3)
     assert isinstance(loaded, GAN)
     assert loaded.sig_weight == "auto" and loaded.conditional.scale == 0.3
-    np.testing.assert_allclose(loaded.sample(4, seed=3), model.sample(4, seed=3), atol=1e-6)
     np.testing.assert_allclose(loaded.auto_ratio.numpy(), model.auto_ratio.numpy())
-    for original, restored in ((model.optimizer, loaded.optimizer),
-                               (model.d_optimizer, loaded.d_optimizer)):
-        assert type(original) is type(restored)
-        assert restored.get_config()["learning_rate"] == original.get_config()["learning_rate"]
-        assert len(restored.variables) == len(original.variables)
-        for a, b in zip(original.variables, restored.variables):
-            np.testing.assert_allclose(a.numpy(), b.numpy())
-    assert int(loaded.optimizer.iterations.numpy()) == 2
     # Training resumes.
     loaded.fit(h.images(8), batch_size=8, verbose=0)
     assert int(loaded.d_optimizer.iterations.numpy()) == 3
@@ -147,7 +110,7 @@ def test_saved_model_export_in_fresh_process(tmp_path):
 
 def test_config_round_trip():
     model = _gan(0.7, label_smoothing=0.1, data_range=(0.0, 1.0))
-    clone = GAN.from_config(model.get_config())
+    clone = h.run_serialization_test(model)
     assert clone.sig_weight == 0.7 and clone.label_smoothing == 0.1
     assert clone.data_range == (0.0, 1.0)
 
@@ -195,4 +158,4 @@ def test_loss_argument_rejected():
 
 def test_latent_dim_mismatch():
     with pytest.raises(ValueError, match="noise dimension"):
-        GAN(h.tiny_generator(), h.tiny_discriminator(), latent_dim=3)
+        GAN(h.tiny_image_generator(), h.tiny_image_discriminator(), latent_dim=3)

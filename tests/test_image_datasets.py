@@ -10,7 +10,7 @@ from sig_keras.callbacks import ImageSummary
 from sig_keras.utils import image_grid
 from sig_keras.utils import save_image_grid
 from sig_keras.models import GAN
-from tests import gan_helpers as h
+from tests import harness as h
 
 
 def test_stacked_mnist_on_mock_data():
@@ -79,7 +79,7 @@ def test_save_image_grid(tmp_path):
 
 
 def test_image_summary_callback_writes_events(tmp_path):
-    model = GAN(h.tiny_generator(), h.tiny_discriminator(), h.LATENT, seed=0)
+    model = GAN(h.tiny_image_generator(), h.tiny_image_discriminator(), h.IMAGE_LATENT, seed=0)
     model.compile()
     cb = ImageSummary(str(tmp_path), every_n_steps=2, num_images=4)
     model.fit(h.images(32), batch_size=8, verbose=0, callbacks=[cb])

@@ -15,8 +15,8 @@ import socket
 import numpy as np
 import pytest
 
-from tests.worker_processes import start_worker
-from tests.worker_processes import wait_all
+from tests.harness import start_worker
+from tests.harness import wait_all
 
 
 def _free_ports(n):

@@ -16,12 +16,10 @@ import keras
 import numpy as np
 import pytest
 
-from sig_keras import layers
 from sig_keras.callbacks import fault_tolerance
-from sig_keras.models import SIG
-from sig_keras.networks import mlp_generator
-from tests.worker_processes import start_worker
-from tests.worker_processes import wait_all
+from tests import harness as h
+from tests.harness import start_worker
+from tests.harness import wait_all
 
 
 def _checkpoint_position(path):
@@ -158,18 +156,6 @@ def test_backup_restores_seed_and_optimizers_under_mirrored(two_cpu_strategy, tm
 # === Bad options fail before training ===
 
 
-def _sig_model():
-    keras.utils.set_random_seed(0)
-    model = SIG(mlp_generator(2, 2, hidden_units=(8,)), layers.NormalConditional(0.5),
-                latent_dim=2, num_samples=8, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    return model
-
-
-def _sig_data():
-    return np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
-
-
 @pytest.mark.parametrize("save_freq", [0, -3, 2.5, True, "batch"])
 def test_backup_rejects_bad_save_freq(tmp_path, save_freq):
     with pytest.raises(ValueError, match="`save_freq` must be 'epoch' or a positive number"):
@@ -198,14 +184,14 @@ def test_terminate_rejects_bad_monitor(monitor):
 
 
 def test_terminate_monitor_typo_fails_before_the_first_step():
-    model = _sig_model()
+    model = h.tiny_sig()
     before = [w.numpy().copy() for w in model.trainable_weights]
     with pytest.raises(ValueError, match=r"monitor='los'\) watches nothing.*'loss'"):
-        model.fit(_sig_data(), batch_size=8, epochs=1, verbose=0,
+        model.fit(h.two_clusters(16), batch_size=8, epochs=1, verbose=0,
                   callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="los")])
     for w, b in zip(model.trainable_weights, before):
         np.testing.assert_array_equal(w.numpy(), b)  # no step was taken
-    model.fit(_sig_data(), batch_size=8, epochs=1, verbose=0,
+    model.fit(h.two_clusters(16), batch_size=8, epochs=1, verbose=0,
               callbacks=[fault_tolerance.TerminateOnNonFinite(monitor="loss")])
 
 

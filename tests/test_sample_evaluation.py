@@ -7,26 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sig_keras import layers
 from sig_keras.callbacks import SampleEvaluation
 from sig_keras.metrics import ModeCoverage
-from sig_keras.models import SIG
-from sig_keras.networks import mlp_generator
+from tests import harness as h
 
-CENTRES = np.array([[2.0, -1.0], [-2.0, 1.0]])
-
-
-def _model():
-    keras.utils.set_random_seed(0)
-    model = SIG(mlp_generator(3, 2, hidden_units=(16,)), layers.NormalConditional(0.3),
-                latent_dim=3, num_samples=16, seed=1)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    return model
-
-
-def _data(n=64):
-    rng = np.random.default_rng(0)
-    return (CENTRES[rng.integers(0, 2, n)] + 0.2 * rng.normal(size=(n, 2))).astype(np.float32)
+CENTRES = h.CLUSTER_CENTRES
+_model = h.tiny_sig
 
 
 def _scalars(log_dir):
@@ -50,7 +36,7 @@ def test_evaluates_at_start_every_n_steps_and_end(tmp_path, steps_per_execution)
     # Keras' TensorBoard callback gates summaries to every `update_freq` steps
     # with a global record_if; the evaluations at other steps must still be written.
     board = keras.callbacks.TensorBoard(str(tmp_path / "keras"), update_freq=5)
-    model.fit(_data(), batch_size=8, epochs=1, steps_per_epoch=8, verbose=0,
+    model.fit(h.two_clusters(64), batch_size=8, epochs=1, steps_per_epoch=8, verbose=0,
               callbacks=[board, evaluation])
     steps = [s for s, _ in evaluation.history]
     expected = [0, 4, 8] if steps_per_execution == 1 else [0, 6, 8]  # once past each multiple

@@ -1,7 +1,6 @@
 """SIG: fit (eager, graph, jit, 2 replicas), save/load, export, logs, bad input."""
 
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -15,52 +14,25 @@ import tensorflow as tf
 from sig_keras import layers
 from sig_keras.models import SIG
 from sig_keras.networks import mlp_generator
+from tests import harness as h
 
-LATENT_DIM = 3
-
-
-def _toy_data(n=128, seed=0):
-    """Two tight clusters at (2, -1) and (-2, 1)."""
-    rng = np.random.default_rng(seed)
-    centres = np.array([[2.0, -1.0], [-2.0, 1.0]], np.float32)
-    return (centres[rng.integers(0, 2, n)] + 0.2 * rng.normal(size=(n, 2))).astype(
-        np.float32
-    )
-
-
-def _model(conditional=None, output_dim=2, num_samples=16, seed=1, lr=1e-2,
-           gather_psi=True, **compile_kw):
-    keras.utils.set_random_seed(0)
-    conditional = layers.NormalConditional(0.3) if conditional is None else conditional
-    generator = mlp_generator(LATENT_DIM, output_dim, hidden_units=(16,))
-    model = SIG(generator, conditional, latent_dim=LATENT_DIM, num_samples=num_samples,
-                seed=seed, gather_psi=gather_psi)
-    model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kw)
-    return model
-
-
-def _weights(model):
-    return [w.numpy().copy() for w in model.weights]
+LATENT_DIM = h.SIG_LATENT
+_model = h.tiny_sig
+_toy_data = h.two_clusters
 
 
 # === Training ===
 
 
-@pytest.mark.parametrize(
-    "run_eagerly, jit_compile",
-    [(True, False), (False, False), (False, True)],
-    ids=["eager", "graph", "jit"],
-)
-def test_fit_decreases_loss(run_eagerly, jit_compile):
-    model = _model(run_eagerly=run_eagerly, jit_compile=jit_compile)
-    data = _toy_data()
-    before = _weights(model)
-    history = model.fit(data, batch_size=32, epochs=6, verbose=0)
-    loss = history.history["loss"]
+@h.fit_modes
+def test_fit_decreases_loss(fit_mode):
+    loss = h.run_fit_modes_test(
+        _model(), fit_mode, _toy_data(), batch_size=32, epochs=6,
+        compile_kwargs=dict(optimizer=keras.optimizers.Adam(1e-2)),
+        iterations={"optimizer": 6 * 4},
+    )["loss"]
     assert len(loss) == 6 and np.all(np.isfinite(loss))
     assert loss[-1] < loss[0] - 1.0, loss
-    assert int(model.optimizer.iterations.numpy()) == 6 * 4
-    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(model)))
 
 
 def test_fit_on_dataset_and_trainable_scale_is_learned():
@@ -94,31 +66,22 @@ def test_mirrored_fit_matches_single_device(two_cpu_strategy, gather_psi):
     """Same initial weights and seed: 2 replicas give the single-device
     weights and logged loss (to 1e-5), step after step, whether psi is
     gathered or generated whole on every replica."""
-    data = _toy_data(64)
-    single = _model(num_samples=8)
-    initial = _weights(single)
-    h1 = single.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
-
-    with two_cpu_strategy.scope():
-        mirrored = _model(num_samples=8, gather_psi=gather_psi)
-    mirrored.set_weights(initial)
-    h2 = mirrored.fit(data, batch_size=16, epochs=2, shuffle=False, verbose=0)
-
+    _, mirrored = h.run_mirrored_matches_single_device_test(
+        lambda: _model(num_samples=8, gather_psi=gather_psi), two_cpu_strategy,
+        _toy_data(64), fit_kwargs=dict(batch_size=16, epochs=2),
+        rtol=1e-5, atol=1e-5, logs_rtol=1e-5,
+        min_moved=1e-3,  # the comparison is not between untouched weights
+    )
     assert int(mirrored.optimizer.iterations.numpy()) == 8
-    for a, b in zip(_weights(single), _weights(mirrored)):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
-    moved = max(np.abs(a - b).max() for a, b in zip(_weights(single), initial))
-    assert moved > 1e-3  # the comparison is not between untouched weights
-    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
 
 
 def test_mirrored_fit_requires_divisible_num_samples(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = _model(num_samples=7)
-    before = _weights(model)
+    before = h.weights(model)
     with pytest.raises(ValueError, match="divisible"):
         model.fit(_toy_data(32), batch_size=16, epochs=1, verbose=0)
-    for a, b in zip(before, _weights(model)):
+    for a, b in zip(before, h.weights(model)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -195,36 +158,22 @@ def test_normal_samples_are_psi_plus_scaled_noise():
 def test_keras_save_load_round_trip(tmp_path):
     model = _model(conditional=layers.NormalConditional(0.5, trainable_scale=True))
     model.fit(_toy_data(64), batch_size=32, epochs=1, verbose=0)
-    path = str(tmp_path / "sig.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = h.run_saving_test(model, tmp_path, iterations={"optimizer": 2}, seed=0)
     assert isinstance(loaded, SIG)
-    # json normalises tuples and lists (build configs come back as lists).
-    assert json.dumps(loaded.get_config(), sort_keys=True) == json.dumps(
-        model.get_config(), sort_keys=True
-    )
-    np.testing.assert_array_equal(
-        loaded.sample(16, seed=0).numpy(), model.sample(16, seed=0).numpy()
-    )
     np.testing.assert_array_equal(
         loaded.sample_mixing(16, seed=0).numpy(), model.sample_mixing(16, seed=0).numpy()
     )
     np.testing.assert_allclose(
         loaded.conditional.scale_value.numpy(), model.conditional.scale_value.numpy()
     )
-    # The loaded model comes back compiled with its optimizer state, and keeps
-    # training exactly as the original does.
-    assert loaded.compiled
-    assert int(loaded.optimizer.iterations.numpy()) == 2
-    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # The noise stream's state is not in the saved weights (as for any Keras
+    # The loaded model keeps training exactly as the original does. The noise
+    # stream's state is not in the saved weights (as for any Keras
     # SeedGenerator): align it to compare the continued training.
     loaded.seed_generator.state.assign(model.seed_generator.state)
     h1 = model.fit(_toy_data(64), batch_size=32, epochs=1, shuffle=False, verbose=0)
     h2 = loaded.fit(_toy_data(64), batch_size=32, epochs=1, shuffle=False, verbose=0)
     np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-6)
-    for a, b in zip(_weights(model), _weights(loaded)):
+    for a, b in zip(h.weights(model), h.weights(loaded)):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
@@ -307,11 +256,11 @@ def _as(data, form):
 
 
 def _assert_fit_rejects(model, data, match):
-    before = _weights(model)
+    before = h.weights(model)
     with pytest.raises(ValueError, match=match):
         model.fit(data, epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 0
-    for a, b in zip(before, _weights(model)):
+    for a, b in zip(before, h.weights(model)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -415,7 +364,7 @@ def test_bad_option_gather_psi():
 def test_get_config_round_trips_gather_psi():
     model = _model(gather_psi=False)
     assert model.get_config()["gather_psi"] is False
-    assert SIG.from_config(model.get_config()).gather_psi is False
+    assert h.run_serialization_test(model).gather_psi is False
 
 
 def test_bad_option_loss_in_compile():

@@ -1,79 +1,57 @@
+"""WGAN-GP (and WGAN-GP-SI): fit modes, 2 replicas, save/load, config, bad options."""
+
 import keras
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from sig_keras.models import WGANGP
-from tests import gan_helpers as h
-
-MODES = {
-    "eager": dict(run_eagerly=True),
-    "graph": dict(run_eagerly=False, jit_compile=False),
-    "jit": dict(run_eagerly=False, jit_compile=True),
-}
+from tests import harness as h
 
 
 def _wgan(sig_weight=0.0, critic_steps=2, **kwargs):
-    return WGANGP(h.tiny_generator(), h.tiny_discriminator(), h.LATENT,
+    return WGANGP(h.tiny_image_generator(), h.tiny_image_discriminator(), h.IMAGE_LATENT,
                   critic_steps=critic_steps, sig_weight=sig_weight, seed=2, **kwargs)
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
+@h.fit_modes
 @pytest.mark.parametrize("sig_weight", [0.0, "auto"])
-def test_fit_modes(mode, sig_weight):
-    critic_steps = 1 if mode == "jit" else 2  # keep the XLA compile short
-    model = _wgan(sig_weight, critic_steps=critic_steps)
-    model.compile(**MODES[mode])
-    logs = model.fit(h.images(16), batch_size=8, epochs=1, verbose=0).history
+def test_fit_modes(fit_mode, sig_weight):
+    critic_steps = 1 if fit_mode == "jit" else 2  # keep the XLA compile short
     expected = {"d_loss", "g_loss", "gradient_penalty"}
     if sig_weight:
         expected |= {"sig_loss", "sig_weight"}
-    assert set(logs) == expected
-    assert all(np.isfinite(v[-1]) for v in logs.values())
     # critic_steps critic updates per generator update.
-    assert int(model.optimizer.iterations.numpy()) == 2
-    assert int(model.d_optimizer.iterations.numpy()) == 2 * critic_steps
+    h.run_fit_modes_test(
+        _wgan(sig_weight, critic_steps=critic_steps), fit_mode, h.images(16), batch_size=8,
+        expected_logs=expected, moved=("discriminator", "generator"),
+        iterations={"optimizer": 2, "d_optimizer": 2 * critic_steps},
+    )
 
 
 @pytest.mark.parametrize("sig_weight", [0.0, 1.0])
 def test_fit_mirrored_strategy_equals_single_device(two_cpu_strategy, sig_weight):
-    data = h.images(8)
+    def make():
+        return h.compiled(_wgan(sig_weight), d_optimizer=keras.optimizers.SGD(0.05),
+                          g_optimizer=keras.optimizers.SGD(0.05))
+
     keras.utils.set_random_seed(0)
-    single = _wgan(sig_weight)
-    init = (single.generator.get_weights(), single.critic.get_weights())
-    single.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
-    single_logs = single.fit(data, batch_size=8, verbose=0, shuffle=False).history
-    with two_cpu_strategy.scope():
-        dist = _wgan(sig_weight)
-        dist.generator.set_weights(init[0])
-        dist.critic.set_weights(init[1])
-        dist.compile(d_optimizer=keras.optimizers.SGD(0.05),
-                     g_optimizer=keras.optimizers.SGD(0.05))
-    ds = tf.data.Dataset.from_tensor_slices(data).batch(8, drop_remainder=True)
-    dist_logs = dist.fit(ds, verbose=0).history
-    for key in single_logs:
-        np.testing.assert_allclose(dist_logs[key], single_logs[key], rtol=1e-4, atol=1e-4)
-    for a, b in zip(single.critic.get_weights(), dist.critic.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    for a, b in zip(single.generator.get_weights(), dist.generator.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    h.run_mirrored_matches_single_device_test(
+        make, two_cpu_strategy, h.batched(h.images(8), 8), logs_atol=1e-4)
 
 
 def test_keras_round_trip(tmp_path):
     model = _wgan(0.5, gradient_penalty_weight=5.0)
     model.compile()
     model.fit(h.images(8), batch_size=8, verbose=0)
-    path = str(tmp_path / "wgan.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = h.run_saving_test(model, tmp_path, iterations={"optimizer": 1, "d_optimizer": 2},
+                               num_samples=2, seed=1)
     assert isinstance(loaded, WGANGP)
     assert loaded.critic_steps == 2 and loaded.gradient_penalty_weight == 5.0
-    np.testing.assert_allclose(loaded.sample(2, seed=1), model.sample(2, seed=1), atol=1e-6)
-    assert int(loaded.d_optimizer.iterations.numpy()) == 2
-    for a, b in zip(model.d_optimizer.variables, loaded.d_optimizer.variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy())
-    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy())
+
+
+def test_config_round_trip():
+    clone = h.run_serialization_test(_wgan(0.5, critic_steps=3, gradient_penalty_weight=5.0))
+    assert clone.critic_steps == 3 and clone.gradient_penalty_weight == 5.0
+    assert clone.sig_weight == 0.5
 
 
 @pytest.mark.parametrize("steps", [0, -1])
