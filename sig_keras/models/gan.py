@@ -6,8 +6,8 @@ import tensorflow as tf
 from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import modified_generator_loss
-from sig_keras.models.gan_base import DEFAULT_IMAGE_SCALE
-from sig_keras.models.gan_base import AdversarialModel
+from sig_keras.models.adversarial_model import DEFAULT_IMAGE_SCALE
+from sig_keras.models.adversarial_model import AdversarialModel
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -16,7 +16,7 @@ class GAN(AdversarialModel):
 
     One training step (Yin & Zhou, Algorithm 1), real batch `x_1..x_N`:
 
-    1. `eps_1..eps_N ~ N(0, I)`, `psi_k = G(eps_k)` (one generator pass).
+    1. `eps_1..eps_N ~ N(0, I)`, fakes `psi_k = G(eps_k)` (one generator pass).
     2. Discriminator step on
        `L_D = -(1/N) sum_i [log D(x_i) + log(1 - D(psi_i))]`.
     3. Generator step on the same `psi_k`:
@@ -25,8 +25,9 @@ class GAN(AdversarialModel):
     `lambda = sig_weight`; `sig_weight=0` is the plain DCGAN. With
     `sig_weight="auto"` lambda follows the ratio of the gradient norms of the
     two generator terms with respect to the generated batch (see
-    `sig_keras.models.gan_base`). The SIG term uses `conditional`, by default
-    `NormalConditional(scale=0.1)`, `p(x | psi) = N(x; psi, 0.1^2 I)`.
+    `sig_keras.losses.combine_adversarial_and_sig_gradients`). The SIG term
+    uses `conditional`, by default `NormalConditional(scale=0.1)`,
+    `p(x | psi) = N(x; psi, 0.1^2 I)`.
 
     Under a distribution strategy every replica draws the same global noise
     and keeps its slice, and the SIG term gathers all generated samples, so a
@@ -67,9 +68,10 @@ class GAN(AdversarialModel):
 
     def __init__(self, generator, discriminator, latent_dim, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
-                 **kwargs):
-        super().__init__(generator, discriminator, latent_dim, sig_weight=sig_weight,
-                         conditional=conditional, data_range=data_range, **kwargs)
+                 auto_sig_scale=1.0, auto_weight_momentum=0.99, seed=None, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, data_range=data_range,
+                         seed=seed, **kwargs)
+        self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum)
         self.label_smoothing = float(label_smoothing)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(
@@ -86,46 +88,29 @@ class GAN(AdversarialModel):
 
     # === Training ===
 
-    def _generator_adversarial_loss(self, psi):
-        return modified_generator_loss(self.discriminator(psi, training=True))
+    _discriminator_loss = staticmethod(minimax_discriminator_loss)
+    _generator_loss = staticmethod(modified_generator_loss)
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
+        x = self._real_batch(data)
         noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
-            psi = self.generator(noise, training=True)
-        fake = tf.stop_gradient(psi)
+            fake = self.generator(noise, training=True)
 
-        # Discriminator step.
+        # Discriminator step (label smoothing in training only).
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as d_tape:
             real_logits = self.discriminator(x, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
             d_loss = reduction.replica_mean(
                 minimax_discriminator_loss(real_logits, fake_logits, self.label_smoothing)
             )
         d_grads = d_tape.gradient(d_loss, d_vars)
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self._report((self.d_loss_tracker, d_loss))
 
         # Generator step on the same generated batch (Algorithm 1).
-        adv, sig, lam = self._generator_update(
-            x, g_tape, psi, self._generator_adversarial_loss
-        )
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self._track_generator(adv, sig, lam)
-        return self.metric_logs()
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
-        psi = self.generator(self.draw_noise_like(x), training=False)
-        real_logits = self.discriminator(x, training=False)
-        fake_logits = self.discriminator(psi, training=False)
-        d_loss = reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
-        adv = reduction.replica_mean(modified_generator_loss(fake_logits))
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self.g_loss_tracker.update_state(reduction.report_value(adv))
+        self._generator_step(x, g_tape, fake)
         return self.metric_logs()
 
     # === Config ===

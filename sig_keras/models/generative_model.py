@@ -1,13 +1,16 @@
 """Shared plumbing of the package's generative models.
 
 Everything here is about the model's *surface*, not its training rule (each
-model's rule is its own `train_step`): compiling with one optimizer (and
-restoring it from a `.keras` file), noise drawing with a `SeedGenerator`,
-`sample`, validation of the data handed to `fit`, sub-model (de)serialisation
-and SavedModel export of a noise-to-samples serving function. Models with a
-second (discriminator) optimizer build on `TwoOptimizerModel`.
+model's rule is its own `train_step`): the `SeedGenerator` made from the
+`seed` argument and the noise drawn from it, compiling with one optimizer (and
+restoring it from a `.keras` file), `sample`, validation of the data handed to
+`fit`, sub-model (de)serialisation in one `get_config`/`from_config` (after
+keras-hub's `Task`) and SavedModel export of a noise-to-samples serving
+function. Models with a generator and a discriminator optimizer build on
+`sig_keras.models.AdversarialModel`.
 """
 
+import copy
 import os
 
 import keras
@@ -44,21 +47,35 @@ def _data_spec_shape(x):
 
 
 class GenerativeModel(keras.Model):
-    """Base class: a generator of noise plus sampling, validation and export.
+    """Base class: noise, sampling, data checks, sub-model config and export.
 
-    Subclasses set `self.generator`, `self.latent_dim` and `self.seed_generator`
-    in `__init__`, implement `train_step`, and override `_samples_from_noise`
-    and `check_data` where their data model needs it.
+    Subclasses call `super().__init__(seed=seed, **kwargs)` (which makes
+    `self.seed_generator`), set `self.generator` (noise -> outputs; a property
+    where the network has another name) and `self.latent_dim`, name their
+    sub-models in `_sub_models`, add their own hyperparameters to
+    `get_config`, and implement `train_step`.
+
+    Args:
+        seed: int or None. Seed of the model's `SeedGenerator`, from which
+            every noise draw of training and of `sample(n)` comes.
+        **kwargs: `keras.Model` arguments.
     """
 
     # What the model trains with, for the error raised on `compile(loss=...)`.
     _objective = "its own objective"
 
-    # Config keys holding serialised sub-models or layers; `from_config`
-    # deserialises those present.
-    _nested_config_keys = (
-        "generator", "discriminator", "critic", "encoder", "decoder", "conditional",
-    )
+    # Attributes holding sub-models or layers: `get_config` serialises those
+    # that are set and `from_config` deserialises them (keras-hub's `Task`).
+    _sub_models = ("generator",)
+
+    # True when a data point is drawn from `self.conditional` given the
+    # generator's output (SIG, VAE); False when it is the generator's output.
+    _samples_from_conditional = False
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     # === Compile ===
 
@@ -84,6 +101,13 @@ class GenerativeModel(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     # === Logs ===
+
+    @staticmethod
+    def _report(*trackers_and_shares):
+        """Updates each `(Mean tracker, replica share)` with the share's global
+        value (`reduction.report_value`)."""
+        for tracker, share in trackers_and_shares:
+            tracker.update_state(reduction.report_value(share))
 
     def metric_logs(self):
         """`{m.name: m.result()}` of `self.metrics`: what `train_step` returns.
@@ -174,8 +198,10 @@ class GenerativeModel(keras.Model):
 
     def _samples_from_noise(self, noise, seed):
         """Samples of `x` given noise and a stateless int32 `[2]` seed."""
-        del seed
-        return self.generator(noise, training=False)
+        outputs = self.generator(noise, training=False)
+        if self._samples_from_conditional:
+            return self.conditional.sample(outputs, seed)
+        return outputs
 
     def sample(self, n, seed=None):
         """Draws `n` samples of `x` from the model.
@@ -204,6 +230,9 @@ class GenerativeModel(keras.Model):
 
     def check_data(self, x, name="data"):
         """Raises `ValueError` if concrete data `x` cannot be modelled."""
+        if self._samples_from_conditional:
+            self.conditional.check_data(x, name)
+            return
         x = np.asarray(x)
         if not np.all(np.isfinite(x.astype(np.float64))):
             raise ValueError(f"{name} contains NaN or inf values.")
@@ -215,6 +244,9 @@ class GenerativeModel(keras.Model):
 
     def check_data_shape(self, event_shape, name="data"):
         """Raises `ValueError` if data points of `event_shape` do not fit."""
+        if self._samples_from_conditional:
+            self._check_conditional_output(event_shape, "generator", name)
+            return
         out = self._output_shape()
         if tuple(event_shape) != out:
             raise ValueError(
@@ -278,12 +310,26 @@ class GenerativeModel(keras.Model):
 
     # === Config ===
 
+    def get_config(self):
+        """The sub-models (serialised), `latent_dim` and `seed`; subclasses add
+        their hyperparameters."""
+        config = super().get_config()
+        for name in self._sub_models:
+            value = getattr(self, name, None)
+            if value is not None:
+                config[name] = keras.saving.serialize_keras_object(value)
+        config.update({"latent_dim": self.latent_dim, "seed": self.seed})
+        return config
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in cls._nested_config_keys:
-            if key in config:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
+        for name in cls._sub_models:
+            if isinstance(config.get(name), dict):
+                # Deserialising consumes the dict: leave the caller's intact.
+                config[name] = keras.saving.deserialize_keras_object(
+                    copy.deepcopy(config[name])
+                )
         return cls(**config)
 
     # === Export ===

@@ -4,7 +4,6 @@ import keras
 import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
-from sig_keras.distribute import reduction
 from sig_keras.losses.semi_implicit import semi_implicit_loss
 from sig_keras.models.generative_model import GenerativeModel
 
@@ -40,10 +39,9 @@ class SIG(GenerativeModel):
             floats per step, and the same back); False repeats the generator
             on all `K` noise vectors on every replica (R times the generator
             work, no communication for `psi`), for generators cheaper than a
-            collective's latency (e.g. across slow links). On this project's
-            CPU benchmark it was not faster: 24% overhead against 0% for True
-            on the toy SIG step (`benchmarks/strategy_overhead.py
-            --malloc-top-pad-mib 64`). Defaults to True.
+            collective's latency (e.g. across slow links); measure it for
+            your setup (`benchmarks/strategy_overhead.py`, figures in the
+            README). Defaults to True.
 
     Example:
     >>> gen = sig_keras.networks.mlp_generator(latent_dim=10, output_dim=2)
@@ -54,6 +52,8 @@ class SIG(GenerativeModel):
     """
 
     _objective = "the semi-implicit loss"
+    _sub_models = ("generator", "conditional")
+    _samples_from_conditional = True
 
     def __init__(
         self,
@@ -65,20 +65,18 @@ class SIG(GenerativeModel):
         gather_psi=True,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
         self.num_samples = int(num_samples)
         if self.num_samples < 1:
             raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
-        self.seed = seed
         if not isinstance(gather_psi, bool):
             raise ValueError(f"`gather_psi` must be True or False; got {gather_psi!r}.")
         self.gather_psi = gather_psi
         # === Layers ===
         self.generator = generator
         self.conditional = conditionals_lib.get(conditional)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         # === Trackers ===
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
@@ -105,13 +103,12 @@ class SIG(GenerativeModel):
             loss = self._loss(x, training=True)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.loss_tracker.update_state(reduction.report_value(loss))
+        self._report((self.loss_tracker, loss))
         return self.metric_logs()
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        loss = self._loss(x, training=False)
-        self.loss_tracker.update_state(reduction.report_value(loss))
+        self._report((self.loss_tracker, self._loss(x, training=False)))
         return self.metric_logs()
 
     # === Sampling ===
@@ -120,30 +117,9 @@ class SIG(GenerativeModel):
         """Draws `n` mixing parameters `psi = generator(eps)`."""
         return self.generator(self.draw_noise(int(n), seed), training=False)
 
-    def _samples_from_noise(self, noise, seed):
-        psi = self.generator(noise, training=False)
-        return self.conditional.sample(psi, seed)
-
-    # === Validation ===
-
-    def check_data(self, x, name="data"):
-        self.conditional.check_data(x, name)
-
-    def check_data_shape(self, event_shape, name="data"):
-        self._check_conditional_output(event_shape, "generator", name)
-
     # === Config ===
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "conditional": keras.saving.serialize_keras_object(self.conditional),
-                "latent_dim": self.latent_dim,
-                "num_samples": self.num_samples,
-                "seed": self.seed,
-                "gather_psi": self.gather_psi,
-            }
-        )
+        config.update({"num_samples": self.num_samples, "gather_psi": self.gather_psi})
         return config

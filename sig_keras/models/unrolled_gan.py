@@ -7,19 +7,13 @@ from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import minimax_generator_loss
 from sig_keras.losses.adversarial import modified_generator_loss
-from sig_keras.models.two_optimizer_model import TwoOptimizerModel
+from sig_keras.models.adversarial_model import AdversarialModel
 
 _GENERATOR_LOSSES = ("non_saturating", "minimax")
 
 
-def _generator_per_example(fake_logits, kind):
-    if kind == "non_saturating":
-        return modified_generator_loss(fake_logits)
-    return minimax_generator_loss(fake_logits)
-
-
 @keras.saving.register_keras_serializable(package="sig_keras")
-class UnrolledGAN(TwoOptimizerModel):
+class UnrolledGAN(AdversarialModel):
     """GAN whose generator is trained against a k-step unrolled discriminator.
 
     Each training step (batch `x`, noise `z` drawn from the model's
@@ -41,8 +35,9 @@ class UnrolledGAN(TwoOptimizerModel):
 
     With `unrolling_steps=0` this is exactly the update of
     `sig_keras.models.GAN` with `sig_weight=0` (discriminator step, then a
-    generator step on the same fakes against the updated discriminator). The unrolled steps use plain SGD (not the discriminator's
-    optimizer), the usual simplification of Metz et al.'s unrolled Adam.
+    generator step on the same fakes against the updated discriminator). The
+    unrolled steps use plain SGD (not the discriminator's optimizer), the
+    usual simplification of Metz et al.'s unrolled Adam.
     Non-trainable discriminator state (batch-norm statistics) is held fixed
     during unrolling: use discriminators without batch norm.
 
@@ -62,6 +57,8 @@ class UnrolledGAN(TwoOptimizerModel):
         generator_loss: str. `"non_saturating"` (`-log D(G(z))`) or
             `"minimax"` (`log(1 - D(G(z)))`). Defaults to `"non_saturating"`.
         seed: int or None. Seed of the model's `SeedGenerator`.
+        **kwargs: `data_range` (see `AdversarialModel`; default None,
+            unbounded) and `keras.Model` arguments.
 
     Example:
     >>> gen = sig_keras.networks.mlp_generator(latent_dim=2, output_dim=2)
@@ -72,9 +69,6 @@ class UnrolledGAN(TwoOptimizerModel):
     >>> model.fit(dataset, steps_per_epoch=100)
     >>> x = model.sample(1000, seed=0)
     """
-
-    # Compile-config key of the generator optimizer (stable for saved files).
-    _g_optimizer_config_key = "optimizer"
 
     def __init__(
         self,
@@ -87,10 +81,8 @@ class UnrolledGAN(TwoOptimizerModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
         # === Config ===
-        self.latent_dim = self._check_generator(generator, latent_dim)
-        self._check_network(discriminator, "discriminator")
         try:
             valid = not isinstance(unrolling_steps, bool) and int(unrolling_steps) == unrolling_steps
         except (TypeError, ValueError):
@@ -111,24 +103,18 @@ class UnrolledGAN(TwoOptimizerModel):
                 f"{list(_GENERATOR_LOSSES)}."
             )
         self.generator_loss = generator_loss
-        self.seed = seed
-        # === Layers ===
-        self.generator = generator
-        self.discriminator = discriminator
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_optimizer = None  # set by `compile`
-        # === Trackers ===
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker]
 
     # === Training ===
 
+    _discriminator_loss = staticmethod(minimax_discriminator_loss)
+
+    def _generator_loss(self, fake_outputs):
+        if self.generator_loss == "minimax":
+            return minimax_generator_loss(fake_outputs)
+        return modified_generator_loss(fake_outputs)
+
     def _d_loss(self, real_logits, fake_logits):
-        return reduction.replica_mean(minimax_discriminator_loss(real_logits, fake_logits))
+        return reduction.replica_mean(self._discriminator_loss(real_logits, fake_logits))
 
     def _unrolled_discriminator_weights(self, x, fake):
         """`theta_k`: k SGD steps on `L_D` from the current weights, differentiable."""
@@ -159,13 +145,10 @@ class UnrolledGAN(TwoOptimizerModel):
             fake_logits, _ = self.discriminator.stateless_call(
                 params, fixed, fake, training=training
             )
-        return reduction.replica_mean(
-            _generator_per_example(fake_logits, self.generator_loss)
-        )
+        return reduction.replica_mean(self._generator_loss(fake_logits))
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
+        x = self._real_batch(data)
         d_vars = self.discriminator.trainable_weights
         g_vars = self.generator.trainable_weights
         noise = self.draw_noise_like(x)
@@ -188,28 +171,8 @@ class UnrolledGAN(TwoOptimizerModel):
         grads = g_tape.gradient(g_loss, g_vars)
         self.optimizer.apply_gradients(zip(grads, g_vars))
 
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self.g_loss_tracker.update_state(reduction.report_value(g_loss))
+        self._report((self.d_loss_tracker, d_loss), (self.g_loss_tracker, g_loss))
         return self.metric_logs()
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
-        fake = self.generator(self.draw_noise_like(x), training=False)
-        fake_logits = self.discriminator(fake, training=False)
-        d_loss = self._d_loss(self.discriminator(x, training=False), fake_logits)
-        g_loss = reduction.replica_mean(
-            _generator_per_example(fake_logits, self.generator_loss)
-        )
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self.g_loss_tracker.update_state(reduction.report_value(g_loss))
-        return self.metric_logs()
-
-    # === Validation ===
-
-    def check_data_shape(self, event_shape, name="data"):
-        super().check_data_shape(event_shape, name)
-        self._check_network_input(self.discriminator, event_shape, "discriminator", name)
 
     # === Config ===
 
@@ -217,13 +180,9 @@ class UnrolledGAN(TwoOptimizerModel):
         config = super().get_config()
         config.update(
             {
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "latent_dim": self.latent_dim,
                 "unrolling_steps": self.unrolling_steps,
                 "unrolling_lr": self.unrolling_lr,
                 "generator_loss": self.generator_loss,
-                "seed": self.seed,
             }
         )
         return config

@@ -63,6 +63,8 @@ class VAE(GenerativeModel):
     """
 
     _objective = "the negative ELBO"
+    _sub_models = ("encoder", "decoder", "conditional")
+    _samples_from_conditional = True
 
     def __init__(
         self,
@@ -75,7 +77,7 @@ class VAE(GenerativeModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(decoder, latent_dim)
         self._check_network(encoder, "encoder")
@@ -96,12 +98,10 @@ class VAE(GenerativeModel):
             raise ValueError(f"`kl_weight` must be a positive number; got {kl_weight!r}.") from None
         if not 0 < self.kl_weight < float("inf"):
             raise ValueError(f"`kl_weight` must be a finite number > 0; got {kl_weight}.")
-        self.seed = seed
         # === Layers ===
         self.encoder = encoder
         self.decoder = decoder
         self.conditional = conditionals_lib.get(conditional)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         # === Trackers ===
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -140,11 +140,11 @@ class VAE(GenerativeModel):
     def _update_trackers(self, reconstruction, kl):
         rec_share = reduction.replica_mean(reconstruction)
         kl_share = reduction.replica_mean(kl)
-        self.loss_tracker.update_state(
-            reduction.report_value(rec_share + self.kl_weight * kl_share)
+        self._report(
+            (self.loss_tracker, rec_share + self.kl_weight * kl_share),
+            (self.reconstruction_tracker, rec_share),
+            (self.kl_tracker, kl_share),
         )
-        self.reconstruction_tracker.update_state(reduction.report_value(rec_share))
-        self.kl_tracker.update_state(reduction.report_value(kl_share))
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -162,16 +162,7 @@ class VAE(GenerativeModel):
         self._update_trackers(reconstruction, kl)
         return self.metric_logs()
 
-    # === Sampling ===
-
-    def _samples_from_noise(self, noise, seed):
-        psi = self.decoder(noise, training=False)
-        return self.conditional.sample(psi, seed)
-
     # === Validation ===
-
-    def check_data(self, x, name="data"):
-        self.conditional.check_data(x, name)
 
     def check_data_shape(self, event_shape, name="data"):
         self._check_conditional_output(event_shape, "decoder", name)
@@ -181,15 +172,5 @@ class VAE(GenerativeModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "latent_dim": self.latent_dim,
-                "conditional": keras.saving.serialize_keras_object(self.conditional),
-                "min_scale": self.min_scale,
-                "kl_weight": self.kl_weight,
-                "seed": self.seed,
-            }
-        )
+        config.update({"min_scale": self.min_scale, "kl_weight": self.kl_weight})
         return config

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.distribute import reduction
-from sig_keras.models.two_optimizer_model import TwoOptimizerModel
+from sig_keras.models.adversarial_model import AdversarialModel
 
 
 def _flat(t):
@@ -18,7 +18,7 @@ def _logits(t):
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
-class VEEGAN(TwoOptimizerModel):
+class VEEGAN(AdversarialModel):
     """VEEGAN: generator `G`, Gaussian reconstructor `F(z | x)`, joint discriminator `D(x, z)`.
 
     Implemented objective (Algorithm 1 of the paper, one noise draw per data
@@ -31,7 +31,7 @@ class VEEGAN(TwoOptimizerModel):
             + reconstruction_weight * mean[ ||z - F(G(z))||^2 / (2 s^2) ]
 
     Every choice and where it comes from (the paper's Algorithm 1 and the
-    authors' 2-D notebook, `VEEGAN_2D_RING.ipynb` in github akashgit/VEEGAN):
+    authors' 2-D ring notebook, in their GitHub repository akashgit/VEEGAN):
 
     - Reconstructor: Gaussian, `F(z | x) = N(F(x), s^2 I)` with a fixed
       `s = reconstructor_scale`, 1 by default (the notebook's
@@ -76,6 +76,8 @@ class VEEGAN(TwoOptimizerModel):
         reconstructor_scale: float. `s > 0`, the standard deviation of the
             Gaussian reconstructor. Defaults to 1 (the authors' value).
         seed: int or None. Seed of the model's `SeedGenerator`.
+        **kwargs: `data_range` (see `AdversarialModel`; default None,
+            unbounded) and `keras.Model` arguments.
 
     Example:
     >>> gen = sig_keras.networks.mlp_generator(latent_dim=2, output_dim=2)
@@ -88,8 +90,7 @@ class VEEGAN(TwoOptimizerModel):
     >>> x = model.sample(1000, seed=0)
     """
 
-    # Compile-config key of the generator optimizer (stable for saved files).
-    _g_optimizer_config_key = "optimizer"
+    _sub_models = AdversarialModel._sub_models + ("encoder",)
 
     def __init__(
         self,
@@ -102,10 +103,8 @@ class VEEGAN(TwoOptimizerModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
         # === Config ===
-        self.latent_dim = self._check_generator(generator, latent_dim)
-        self._check_network(discriminator, "discriminator")
         self._check_network(encoder, "encoder")
         self._check_widths(generator, discriminator, encoder, self.latent_dim)
         self.reconstruction_weight = float(reconstruction_weight)
@@ -126,16 +125,9 @@ class VEEGAN(TwoOptimizerModel):
                 "`reconstructor_scale` must be a finite number > 0; got "
                 f"{reconstructor_scale}."
             )
-        self.seed = seed
         # === Layers ===
-        self.generator = generator
-        self.discriminator = discriminator
         self.encoder = encoder
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_optimizer = None  # set by `compile`
         # === Trackers ===
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     @staticmethod
@@ -169,7 +161,7 @@ class VEEGAN(TwoOptimizerModel):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.reconstruction_tracker]
+        return super().metrics + [self.reconstruction_tracker]
 
     # === Build ===
 
@@ -215,12 +207,14 @@ class VEEGAN(TwoOptimizerModel):
         return d_loss, g_loss, rec_loss
 
     def _update_trackers(self, d_loss, g_loss, rec_loss):
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self.g_loss_tracker.update_state(reduction.report_value(g_loss))
-        self.reconstruction_tracker.update_state(reduction.report_value(rec_loss))
+        self._report(
+            (self.d_loss_tracker, d_loss),
+            (self.g_loss_tracker, g_loss),
+            (self.reconstruction_tracker, rec_loss),
+        )
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self._real_batch(data)
         d_vars = self.discriminator.trainable_weights
         g_vars = self._generator_variables()
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
@@ -233,23 +227,15 @@ class VEEGAN(TwoOptimizerModel):
         return self.metric_logs()
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self._real_batch(data)
         self._update_trackers(*self._compute_losses(x, training=False))
         return self.metric_logs()
 
-    # === Sampling ===
-
-    def reconstruct(self, x, training=False):
-        """`F(x)`: the reconstructor's noise for data `x`."""
-        return self.encoder(x, training=training)
-
     # === Validation ===
 
-    def check_data_shape(self, event_shape, name="data"):
-        super().check_data_shape(event_shape, name)
-        self._check_network_input(
-            self.encoder, event_shape, "encoder (reconstructor)", name
-        )
+    def _data_networks(self):
+        # The discriminator takes (x, z) pairs: only the encoder takes data.
+        return {"encoder (reconstructor)": self.encoder}
 
     # === Config ===
 
@@ -257,13 +243,8 @@ class VEEGAN(TwoOptimizerModel):
         config = super().get_config()
         config.update(
             {
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "latent_dim": self.latent_dim,
                 "reconstruction_weight": self.reconstruction_weight,
                 "reconstructor_scale": self.reconstructor_scale,
-                "seed": self.seed,
             }
         )
         return config

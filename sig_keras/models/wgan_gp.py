@@ -7,7 +7,7 @@ from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import wasserstein_discriminator_loss
 from sig_keras.losses.adversarial import wasserstein_generator_loss
 from sig_keras.losses.adversarial import wasserstein_gradient_penalty
-from sig_keras.models.gan_base import AdversarialModel
+from sig_keras.models.adversarial_model import AdversarialModel
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -16,32 +16,34 @@ class WGANGP(AdversarialModel):
 
     One training step on a real batch `x_1..x_N`:
 
-    - `critic_steps` critic updates, each with fresh noise and the same real
-      batch (the keras-io convention), on
+    - `critic_steps` updates of the discriminator `f` (the paper's critic),
+      each with fresh noise and the same real batch (the keras-io
+      convention), on
       `L_D = mean f(psi) - mean f(x) + gradient_penalty_weight * mean (||grad f(x_hat)|| - 1)^2`,
-      `x_hat = x + u (psi - x)`, `u ~ Uniform(0, 1)`.
-    - One generator update on the batch `psi_k = G(eps_k)` of the *last*
-      critic update (Algorithm 1: the same `psi_k` for both players):
+      fakes `psi = G(eps)`, `x_hat = x + u (psi - x)`, `u ~ Uniform(0, 1)`.
+    - One generator update on the fakes `psi_k = G(eps_k)` of the *last*
+      discriminator update (Algorithm 1: the same `psi_k` for both players):
       `L_G = -mean f(psi) + lambda * L_hat_SIG(x, {psi_k})`.
 
-    The critic must not use batch norm (the penalty is per example). See `GAN`
-    for `sig_weight`, `conditional`, `data_range` and distribution.
+    The discriminator must not use batch norm (the penalty is per example).
+    See `GAN` for `sig_weight`, `conditional`, `data_range` and distribution.
 
     Reference: Gulrajani et al., "Improved training of Wasserstein GANs";
     Yin & Zhou, "Semi-Implicit Generative Model".
 
     Args:
         generator: `keras.Model`. Noise -> images in `data_range`.
-        critic: `keras.Model`. Images -> one score per image.
+        discriminator: `keras.Model`. Images -> one score per image (the
+            paper's critic).
         latent_dim: int. Width of the noise.
         gradient_penalty_weight: float >= 0. Defaults to 10.
-        critic_steps: int >= 1. Critic updates per generator update.
-            Defaults to 5.
+        critic_steps: int >= 1. Discriminator updates per generator update,
+            the paper's `n_critic`. Defaults to 5.
         sig_weight: float >= 0 or "auto". Defaults to 0 (plain WGAN-GP).
         conditional: SIG conditional or None (`NormalConditional(0.1)`).
         data_range: pair. Defaults to (-1, 1).
-        **kwargs: `auto_sig_scale`, `auto_weight_momentum`, `seed`, and
-            `keras.Model` arguments.
+        auto_sig_scale, auto_weight_momentum, seed: see `GAN`.
+        **kwargs: `keras.Model` arguments.
 
     Example:
     >>> model = WGANGP(sig_keras.networks.dcgan_generator(),
@@ -51,11 +53,13 @@ class WGANGP(AdversarialModel):
     >>> model.fit(sig_keras.datasets.cifar10("train", 64, seed=0), steps_per_epoch=1000)
     """
 
-    def __init__(self, generator, critic, latent_dim, gradient_penalty_weight=10.0,
+    def __init__(self, generator, discriminator, latent_dim, gradient_penalty_weight=10.0,
                  critic_steps=5, sig_weight=0.0, conditional=None,
-                 data_range=(-1.0, 1.0), **kwargs):
-        super().__init__(generator, critic, latent_dim, sig_weight=sig_weight,
-                         conditional=conditional, data_range=data_range, **kwargs)
+                 data_range=(-1.0, 1.0), auto_sig_scale=1.0, auto_weight_momentum=0.99,
+                 seed=None, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, data_range=data_range,
+                         seed=seed, **kwargs)
+        self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum)
         # === Config ===
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         if not self.gradient_penalty_weight >= 0:
@@ -70,11 +74,6 @@ class WGANGP(AdversarialModel):
             raise ValueError(f"`critic_steps` must be >= 1; got {critic_steps}.")
         # === Trackers ===
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
-
-    @property
-    def critic(self):
-        """The critic (stored as `discriminator` by the base class)."""
-        return self.discriminator
 
     @property
     def metrics(self):
@@ -100,65 +99,45 @@ class WGANGP(AdversarialModel):
             keras.random.uniform((global_n,), seed=self.seed_generator)
         )
 
-    def _generator_adversarial_loss(self, psi):
-        return wasserstein_generator_loss(self.critic(psi, training=True))
+    _discriminator_loss = staticmethod(wasserstein_discriminator_loss)
+    _generator_loss = staticmethod(wasserstein_generator_loss)
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
-        c_vars = self.critic.trainable_variables
+        x = self._real_batch(data)
+        d_vars = self.discriminator.trainable_variables
         for step in range(self.critic_steps):
             noise = self.draw_noise_like(x)
             if step == self.critic_steps - 1:
                 # The last generated batch also feeds the generator update.
                 with tf.GradientTape() as g_tape:
-                    psi = self.generator(noise, training=True)
+                    fake = self.generator(noise, training=True)
             else:
-                psi = self.generator(noise, training=True)
-            fake = tf.stop_gradient(psi)
+                fake = self.generator(noise, training=True)
+            fake_input = tf.stop_gradient(fake)
             u = self._interpolation_weights(x)
-            with tf.GradientTape() as c_tape:
-                real_scores = self.critic(x, training=True)
-                fake_scores = self.critic(fake, training=True)
+            with tf.GradientTape() as d_tape:
+                real_scores = self.discriminator(x, training=True)
+                fake_scores = self.discriminator(fake_input, training=True)
                 w_loss = reduction.replica_mean(
-                    wasserstein_discriminator_loss(real_scores, fake_scores)
+                    self._discriminator_loss(real_scores, fake_scores)
                 )
                 gp = reduction.replica_mean(
                     wasserstein_gradient_penalty(
-                        self.critic, x, fake, interpolation_weights=u
+                        self.discriminator, x, fake_input, interpolation_weights=u
                     )
                 )
                 d_loss = w_loss + self.gradient_penalty_weight * gp
-            c_grads = c_tape.gradient(d_loss, c_vars)
-            self.d_optimizer.apply_gradients(zip(c_grads, c_vars))
-            self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-            self.gp_tracker.update_state(reduction.report_value(gp))
+            d_grads = d_tape.gradient(d_loss, d_vars)
+            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+            self._report((self.d_loss_tracker, d_loss), (self.gp_tracker, gp))
 
-        adv, sig, lam = self._generator_update(
-            x, g_tape, psi, self._generator_adversarial_loss
-        )
-        self._track_generator(adv, sig, lam)
-        return self.metric_logs()
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
-        psi = self.generator(self.draw_noise_like(x), training=False)
-        real_scores = self.critic(x, training=False)
-        fake_scores = self.critic(psi, training=False)
-        d_loss = reduction.replica_mean(
-            wasserstein_discriminator_loss(real_scores, fake_scores)
-        )
-        adv = reduction.replica_mean(wasserstein_generator_loss(fake_scores))
-        self.d_loss_tracker.update_state(reduction.report_value(d_loss))
-        self.g_loss_tracker.update_state(reduction.report_value(adv))
+        self._generator_step(x, g_tape, fake)
         return self.metric_logs()
 
     # === Config ===
 
     def get_config(self):
         config = super().get_config()
-        config["critic"] = config.pop("discriminator")
         config.update(
             {
                 "gradient_penalty_weight": self.gradient_penalty_weight,

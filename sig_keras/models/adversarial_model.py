@@ -1,0 +1,381 @@
+"""Base of the models trained with a generator and a discriminator optimizer.
+
+`GAN`, `WGANGP`, `UnrolledGAN` and `VEEGAN` keep their training rule in their
+own `train_step`; this module holds what they share:
+
+- the generator, the discriminator and `latent_dim`, and the `d_loss` and
+  `g_loss` trackers;
+- the two optimizers: `compile(d_optimizer=..., g_optimizer=...)`, saving and
+  restoring both from a `.keras` file, and building both inside the model's
+  strategy scope before `fit` (under a distribution strategy, an optimizer
+  kept as an attribute must be built before `fit`, or the first step fails
+  with "You must feed a value for placeholder tensor");
+- data validation against `data_range` and the evaluation step;
+- the GAN-SI generator step, for the models that take a SIG term (`GAN`,
+  `WGANGP`).
+
+GAN-SI generator step (Yin & Zhou, Algorithm 1): with `psi_k = G(eps_k)` the
+*same* generated batch ("fakes") that the discriminator was just trained on,
+
+    L_G = L_adv(D(psi)) + lambda * L_hat_SIG(x, {psi_k}),
+    L_hat_SIG = -(1/N) sum_i [ logsumexp_k log p(x_i | psi_k) - log K ].
+
+The gradient is taken in two stages: `g = dL_adv/dpsi + lambda dL_SIG/dpsi`
+(one backward pass through D, one through the `N x K` likelihood matrix,
+combined by `sig_keras.losses.combine_adversarial_and_sig_gradients`, which
+also computes the automatic lambda), then one backward pass through G with
+`output_gradients=g`. Without a SIG term the same path is taken without it,
+so the extra cost of GAN-SI is the likelihood matrix alone.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sig_keras.distribute import reduction
+from sig_keras.layers import conditionals as conditionals_lib
+from sig_keras.losses.semi_implicit import check_sig_weight
+from sig_keras.losses.semi_implicit import combine_adversarial_and_sig_gradients
+from sig_keras.losses.semi_implicit import semi_implicit_loss
+from sig_keras.models.generative_model import GenerativeModel
+
+# `keras.Model.compile` arguments restored by `compile_from_config`.
+_RESTORED_COMPILE_ARGS = ("run_eagerly", "jit_compile", "steps_per_execution")
+
+# Scale of the default Normal conditional `p(x | psi) = N(psi, s^2 I)` of the
+# SIG term for images in [-1, 1] (the paper gives no value). 0.1 is the
+# paper's toy value: a tenth of a pixel's half range.
+DEFAULT_IMAGE_SCALE = 0.1
+
+
+def _check_data_range(data_range):
+    if data_range is None:  # unbounded generator output (toy data)
+        return None
+    try:
+        low, high = (float(v) for v in data_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`data_range` must be a pair (low, high); got {data_range!r}."
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"`data_range` must satisfy low < high; got {data_range!r}.")
+    return (low, high)
+
+
+class AdversarialModel(GenerativeModel):
+    """A generator, a discriminator, their two optimizers and their losses.
+
+    `model.optimizer` is the generator's (its `iterations` count generator
+    steps, which TensorBoard and BackupAndRestore use); `model.d_optimizer`
+    the discriminator's.
+
+    Subclasses implement `train_step`, the per-example losses
+    `_discriminator_loss(real_outputs, fake_outputs)` and
+    `_generator_loss(fake_outputs)` (used by `test_step` and
+    `_generator_step`; a `staticmethod` of a `sig_keras.losses` function
+    will do), and override where needed:
+    - `_generator_variables()` when `model.optimizer` updates more than the
+      generator (a reconstructor);
+    - `_build_networks()` and `_data_networks()` when the discriminator does
+      not take generator outputs (or data points);
+    - `_default_d_optimizer` / `_default_g_optimizer` (default "adam").
+    GAN-SI models call `_init_sig_term(...)` in `__init__` and take their
+    generator step with `_generator_step`.
+
+    Args:
+        generator: `keras.Model`. Noise `[n, latent_dim]` -> samples.
+        discriminator: `keras.Model`. Samples -> one logit (score) each.
+        latent_dim: int. Width of the noise.
+        data_range: pair or None. Range of the data and of the generator
+            output; `fit` rejects data outside it. None: unbounded.
+        seed: int or None. Seed of the model's `SeedGenerator`.
+        **kwargs: `keras.Model` arguments.
+    """
+
+    _objective = "its own adversarial loss"
+    _sub_models = ("generator", "discriminator", "conditional")
+
+    def __init__(self, generator, discriminator, latent_dim, data_range=None, seed=None,
+                 **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        # === Config ===
+        self.latent_dim = self._check_generator(generator, latent_dim)
+        self._check_network(discriminator, "discriminator")
+        self.data_range = _check_data_range(data_range)
+        # No SIG term unless `_init_sig_term` sets one.
+        self.sig_weight = None
+        # === Layers ===
+        self.generator = generator
+        self.discriminator = discriminator
+        self.conditional = None
+        self.d_optimizer = None  # set by `compile`
+        # === Trackers ===
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+
+    @property
+    def metrics(self):
+        trackers = [self.d_loss_tracker, self.g_loss_tracker]
+        if self.uses_sig:
+            trackers += [self.sig_loss_tracker, self.sig_weight_tracker]
+        return trackers
+
+    @staticmethod
+    def _default_d_optimizer():
+        return "adam"
+
+    @staticmethod
+    def _default_g_optimizer():
+        return "adam"
+
+    # === GAN-SI term ===
+
+    def _init_sig_term(self, sig_weight, conditional, auto_sig_scale, auto_weight_momentum):
+        """Adds the SIG term `lambda * L_hat_SIG` to the generator loss.
+
+        Args: `sig_weight` (lambda: a float >= 0 or "auto"), `conditional`
+        (`p(x | psi)`; None: `NormalConditional(DEFAULT_IMAGE_SCALE)`),
+        `auto_sig_scale` and `auto_weight_momentum` (the "auto" weight's
+        multiplier and EMA momentum), documented on `GAN`. `get_config` then
+        holds the four, so the model's constructor takes them by these names.
+        """
+        # === Config ===
+        self.sig_weight = check_sig_weight(sig_weight)
+        self.auto_sig_scale = float(auto_sig_scale)
+        if not math.isfinite(self.auto_sig_scale) or self.auto_sig_scale <= 0:
+            raise ValueError(f"`auto_sig_scale` must be positive; got {auto_sig_scale}.")
+        self.auto_weight_momentum = float(auto_weight_momentum)
+        if not 0.0 <= self.auto_weight_momentum < 1.0:
+            raise ValueError(
+                f"`auto_weight_momentum` must be in [0, 1); got {auto_weight_momentum}."
+            )
+        # === Layers ===
+        if conditional is None:
+            conditional = conditionals_lib.NormalConditional(scale=DEFAULT_IMAGE_SCALE)
+        self.conditional = conditionals_lib.get(conditional)
+        # === State ===
+        # EMA of the gradient-norm ratio of the automatic SIG weight.
+        self.auto_ratio = self.add_weight(
+            name="auto_sig_ratio", shape=(), initializer="zeros", trainable=False,
+            aggregation="only_first_replica",
+        )
+        # === Trackers ===
+        self.sig_loss_tracker = keras.metrics.Mean(name="sig_loss")
+        self.sig_weight_tracker = keras.metrics.Mean(name="sig_weight")
+
+    @property
+    def uses_sig(self):
+        """True for GAN-SI (a positive or automatic SIG weight)."""
+        return self.sig_weight is not None and (
+            self.sig_weight == "auto" or self.sig_weight > 0
+        )
+
+    # === Compile ===
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Configures the two optimizers.
+
+        Args:
+            d_optimizer: discriminator optimizer or its name. Defaults to the
+                model's default (see the model's docstring).
+            g_optimizer: generator optimizer or its name; it becomes
+                `model.optimizer`. Defaults to the model's default.
+            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`,
+                `jit_compile`, `steps_per_execution`). No `loss`/`optimizer`.
+        """
+        self._reject_loss(kwargs)
+        if kwargs.get("optimizer") is not None:
+            raise ValueError(
+                f"{type(self).__name__} takes `g_optimizer=` and `d_optimizer=`, "
+                "not `optimizer=`."
+            )
+        kwargs.pop("optimizer", None)
+        if d_optimizer is None:
+            d_optimizer = self._default_d_optimizer()
+        if g_optimizer is None:
+            g_optimizer = self._default_g_optimizer()
+        g_optimizer = keras.optimizers.get(g_optimizer)
+        d_optimizer = keras.optimizers.get(d_optimizer)
+        if g_optimizer is d_optimizer:
+            raise ValueError(
+                "`d_optimizer` and `g_optimizer` must be different objects (each "
+                "keeps its own slots)."
+            )
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = dict(super().get_compile_config())
+        config.pop("optimizer", None)
+        config.pop("loss", None)
+        config["g_optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
+        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
+        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
+        kwargs = {k: config[k] for k in _RESTORED_COMPILE_ARGS if k in config}
+        self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **kwargs)
+        # Build the optimizers now, so that their saved state can be loaded.
+        self.build_optimizers()
+
+    # === Build ===
+
+    def _generator_variables(self):
+        """What `model.optimizer` updates: the generator (and the SIG term's
+        conditional)."""
+        variables = self.generator.trainable_variables
+        if self.conditional is not None:
+            variables = variables + self.conditional.trainable_variables
+        return variables
+
+    def optimizer_variables(self):
+        """`{optimizer attribute: variables it updates}` (for
+        `sig_keras.distribute.build_optimizers`)."""
+        return {
+            "optimizer": self._generator_variables(),
+            "d_optimizer": self.discriminator.trainable_variables,
+        }
+
+    def _build_networks(self):
+        """Builds the networks other than the generator."""
+        if not self.discriminator.built:
+            self.discriminator(tf.zeros((1,) + self._output_shape()))
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self._build_networks()
+        self.built = True
+
+    def build_optimizers(self):
+        """Builds the model and both optimizers in the model's strategy scope."""
+        if getattr(self, "d_optimizer", None) is None:
+            raise ValueError("Call `compile()` before training.")
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+            for attr, variables in self.optimizer_variables().items():
+                optimizer = getattr(self, attr)
+                if not optimizer.built:
+                    optimizer.build(variables)
+
+    def fit(self, x=None, y=None, **kwargs):
+        self.build_optimizers()
+        return super().fit(x, y, **kwargs)
+
+    # === Training ===
+
+    @staticmethod
+    def _real_batch(data):
+        """The real batch `x` of what `fit` hands to a step, as float32."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return tf.cast(x, tf.float32)
+
+    def _discriminator_loss(self, real_outputs, fake_outputs):
+        """Per-example discriminator loss `[N]` (evaluation)."""
+        raise NotImplementedError
+
+    def _generator_loss(self, fake_outputs):
+        """Per-example adversarial generator loss `[N]`."""
+        raise NotImplementedError
+
+    def _generator_step(self, x, g_tape, fake):
+        """One generator update on the generated batch `fake` (recorded by
+        `g_tape`), with the SIG term when `uses_sig`; updates the trackers.
+
+        Args:
+            x: this replica's real batch.
+            g_tape: the tape that recorded `fake = G(eps)`.
+            fake: the generated batch (this replica's slice).
+        """
+        gen_vars = self.generator.trainable_variables
+        with tf.GradientTape(persistent=self.uses_sig) as tape:
+            tape.watch(fake)
+            adv = reduction.replica_mean(
+                self._generator_loss(self.discriminator(fake, training=True))
+            )
+            if self.uses_sig:
+                sig = semi_implicit_loss(x, fake, self.conditional)
+        g_fake = tape.gradient(adv, fake)
+        if not self.uses_sig:
+            grads = g_tape.gradient(fake, gen_vars, output_gradients=g_fake)
+            self.optimizer.apply_gradients(zip(grads, gen_vars))
+            self._report((self.g_loss_tracker, adv))
+            return
+        g_sig = tape.gradient(sig, fake)
+        cond_vars = self.conditional.trainable_variables
+        g_cond = tape.gradient(sig, cond_vars) if cond_vars else []
+        del tape
+        g_fake, lam, ratio = combine_adversarial_and_sig_gradients(
+            g_fake, g_sig, self.sig_weight, ratio_ema=self.auto_ratio,
+            auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
+        )
+        if self.sig_weight == "auto":
+            self.auto_ratio.assign(ratio)
+        grads = g_tape.gradient(fake, gen_vars, output_gradients=g_fake)
+        grads = list(grads) + [lam * g for g in g_cond]
+        self.optimizer.apply_gradients(zip(grads, gen_vars + cond_vars))
+        self._report((self.g_loss_tracker, adv), (self.sig_loss_tracker, sig))
+        self.sig_weight_tracker.update_state(lam)
+
+    def test_step(self, data):
+        x = self._real_batch(data)
+        fake = self.generator(self.draw_noise_like(x), training=False)
+        real_outputs = self.discriminator(x, training=False)
+        fake_outputs = self.discriminator(fake, training=False)
+        d_loss = reduction.replica_mean(self._discriminator_loss(real_outputs, fake_outputs))
+        g_loss = reduction.replica_mean(self._generator_loss(fake_outputs))
+        self._report((self.d_loss_tracker, d_loss), (self.g_loss_tracker, g_loss))
+        return self.metric_logs()
+
+    # === Validation ===
+
+    def check_data(self, x, name="data"):
+        """Data must be numeric, finite and inside `data_range` when set."""
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ValueError(f"{name} must be numeric; got dtype {x.dtype}.")
+        xf = x.astype(np.float64)
+        if not np.all(np.isfinite(xf)):
+            raise ValueError(f"{name} contains NaN or inf values.")
+        if self.data_range is None:
+            return
+        low, high = self.data_range
+        tol = 1e-5 * (high - low)
+        if xf.min() < low - tol or xf.max() > high + tol:
+            raise ValueError(
+                f"{name} values span [{xf.min():g}, {xf.max():g}] but the generator "
+                f"produces values in data_range={self.data_range}: rescale the "
+                "data (e.g. x / 127.5 - 1 for uint8 images and a tanh generator)."
+            )
+
+    def _data_networks(self):
+        """`{role: network}` of the networks that take data points, whose input
+        shape `fit` checks against the data."""
+        return {"discriminator": self.discriminator}
+
+    def check_data_shape(self, event_shape, name="data"):
+        super().check_data_shape(event_shape, name)
+        for role, network in self._data_networks().items():
+            self._check_network_input(network, event_shape, role, name)
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_range"] = None if self.data_range is None else list(self.data_range)
+        if self.sig_weight is not None:
+            config.update(
+                {
+                    "sig_weight": self.sig_weight,
+                    "auto_sig_scale": self.auto_sig_scale,
+                    "auto_weight_momentum": self.auto_weight_momentum,
+                }
+            )
+        return config
