@@ -158,3 +158,53 @@ def test_public_options_are_validated(case):
     make, message = _bad_option_cases()[case]
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# === Conditionals: options in range, data requirements in graph and eager ===
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: __import__("sig_keras").layers.NormalConditional(1e-30), r"`scale` must be in \[1e-06"),
+    (lambda: __import__("sig_keras").layers.NormalConditional(True), "`scale` must be a real number"),
+    (lambda: __import__("sig_keras").layers.PoissonConditional(min_rate=-1), r"`min_rate` must be in \[0"),
+    (lambda: __import__("sig_keras").layers.NegativeBinomialConditional(min_total_count=float("nan")),
+     "`min_total_count` must be finite"),
+])
+def test_conditional_options_are_validated(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_normal_scale_bounds_stay_finite():
+    """At both ends of the accepted scale range the pairwise matrix is finite."""
+    from sig_keras import layers
+
+    big = validation.MAX_DATA_MAGNITUDE
+    x = tf.constant([[big, -big], [0.0, 1.0]])
+    psi = tf.constant([[0.0, 0.0], [-big, big], [0.5, 0.5]])
+    for scale in (validation.MIN_SCALE, validation.MAX_SCALE):
+        m = layers.NormalConditional(scale).pairwise_log_prob(x, psi)
+        assert bool(tf.reduce_all(tf.math.is_finite(m))), scale
+
+
+@pytest.mark.parametrize("name,data,requirement", [
+    ("normal", [[0.0, 2e12]], "magnitudes at most"),
+    ("normal", [[0.0, float("nan")]], "finite values"),
+    ("poisson", [[1.0], [-2.0]], "non-negative counts"),
+    ("negative_binomial", [[1.5]], "integer counts"),
+    ("bernoulli", [[0.0], [0.3]], "binary values"),
+])
+def test_data_requirements_in_graph(name, data, requirement):
+    from sig_keras import layers
+
+    cond = layers.get(name)
+    x = tf.constant(data, tf.float32)
+
+    @tf.function
+    def guard(x):
+        return validation.assert_all(x, cond.data_requirements(x), step=tf.constant(4))
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=requirement):
+        guard(x)
+    good = tf.ones_like(x)
+    np.testing.assert_array_equal(guard(good).numpy(), good.numpy())

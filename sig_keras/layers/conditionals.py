@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from sig_keras.utils import validation
+
 tfd = tfp.distributions
 
 PACKAGE = "sig_keras"
@@ -54,7 +56,7 @@ class Conditional(keras.layers.Layer):
     each data dimension), `pairwise_log_prob_terms` (the `[N, K]` matrix the
     estimator uses, split into a `[N, K]` and an x-only `[N]` part), set
     `params_per_dim` when `psi` has more than one number per data dimension,
-    and implement `_check_support` where the family's support is restricted.
+    and implement `support_requirements` where the family's support is restricted.
     """
 
     # Number of generator outputs per data dimension.
@@ -150,10 +152,26 @@ class Conditional(keras.layers.Layer):
                 f"{name} contains non-finite values ({n_nan} NaN, {n_inf} inf); "
                 "clean the data before training."
             )
-        self._check_support(xf, name)
+        xt = tf.constant(xf)
+        validation.assert_all(xt, self.support_requirements(xt), what=name)
 
-    def _check_support(self, x, name):
-        pass
+    def data_requirements(self, x):
+        """`[(requirement, bad)]`: what every batch `x` must meet (the data guard).
+
+        Finite values, then the family's support (`support_requirements`);
+        `bad` is a boolean tensor, True where `x` fails. Pure TensorFlow, so
+        the models check every batch inside their training step with it.
+        """
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            x = tf.cast(x, tf.float32)
+        return [("finite values", tf.logical_not(tf.math.is_finite(x)))] + (
+            self.support_requirements(x))
+
+    def support_requirements(self, x):
+        """The family's own requirements on finite data `x` (none by default)."""
+        del x
+        return []
 
     def check_shapes(self, x_shape, psi_shape):
         """Raises `ValueError` unless data and parameter shapes agree."""
@@ -185,8 +203,9 @@ class NormalConditional(Conditional):
         log N(x; psi, s^2 I) = -||x - psi||^2 / (2 s^2) - D log s - D/2 log 2pi
 
     Args:
-        scale: float. Standard deviation of the conditional. Defaults to 0.1,
-            the paper's toy value.
+        scale: float in [1e-6, 1e6]. Standard deviation of the conditional.
+            Defaults to 0.1, the paper's toy value. Outside the range float32
+            training overflows (`1 / scale^2`, or the squared distances).
         trainable_scale: bool. Learn the scale. Defaults to False.
 
     Example:
@@ -197,9 +216,7 @@ class NormalConditional(Conditional):
 
     def __init__(self, scale=0.1, trainable_scale=False, **kwargs):
         super().__init__(**kwargs)
-        scale = float(scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"`scale` must be a positive number; got {scale}.")
+        scale = validation.check_float(scale, "scale", validation.MIN_SCALE, validation.MAX_SCALE)
         # === Config ===
         self.scale = scale
         self.trainable_scale = bool(trainable_scale)
@@ -220,13 +237,17 @@ class NormalConditional(Conditional):
 
     def set_scale(self, scale):
         """Sets the scale (e.g. from an annealing schedule)."""
-        scale = float(scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"`scale` must be a positive number; got {scale}.")
+        scale = validation.check_float(scale, "scale", validation.MIN_SCALE, validation.MAX_SCALE)
         self._rho.assign(scale + math.log(-math.expm1(-scale)))
 
     def _elementwise_distribution(self, psi):
         return tfd.Normal(loc=psi, scale=self.scale_value)
+
+    def support_requirements(self, x):
+        # Squared distances of larger values overflow float32 (max 3.4e38).
+        limit = validation.MAX_DATA_MAGNITUDE
+        return [(f"magnitudes at most {limit:g} (squares of larger values overflow "
+                 "float32)", tf.abs(x) > limit)]
 
     def pairwise_log_prob_terms(self, x, psi):
         # -||x - psi||^2 / (2 s^2) = (x / s^2).psi - ||psi||^2 / (2 s^2)
@@ -252,17 +273,12 @@ class NormalConditional(Conditional):
         return config
 
 
-def _check_counts(x, name, family):
-    if np.any(x < 0):
-        raise ValueError(
-            f"{name} has negative values (min {x.min()}); the {family} "
-            "conditional models non-negative counts."
-        )
-    if np.any(x != np.round(x)):
-        raise ValueError(
-            f"{name} has non-integer values; the {family} conditional models "
-            "integer counts."
-        )
+def _count_requirements(x, family):
+    return [
+        (f"non-negative counts (the {family} conditional models counts)", x < 0),
+        (f"integer counts (the {family} conditional; no non-integer values)",
+         tf.not_equal(x, tf.round(x))),
+    ]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -273,13 +289,14 @@ class PoissonConditional(Conditional):
     product: `log p(x | rate) = x . log(rate) - sum(rate) - sum(lgamma(x + 1))`.
 
     Args:
-        min_rate: float. Added to the rate so that `log(rate)` stays finite.
-            Defaults to 1e-6.
+        min_rate: float in [0, 1e6]. Added to the rate so that `log(rate)`
+            stays finite (with 0, generator outputs below about -88 give a
+            zero float32 rate). Defaults to 1e-6.
     """
 
     def __init__(self, min_rate=1e-6, **kwargs):
         super().__init__(**kwargs)
-        self.min_rate = float(min_rate)
+        self.min_rate = validation.check_float(min_rate, "min_rate", 0.0, validation.MAX_SCALE)
 
     def rate(self, psi):
         return tf.nn.softplus(tf.cast(psi, tf.float32)) + self.min_rate
@@ -296,8 +313,8 @@ class PoissonConditional(Conditional):
         )
         return scores, -tf.reduce_sum(tf.math.lgamma(x + 1.0), axis=1)
 
-    def _check_support(self, x, name):
-        _check_counts(x, name, "Poisson")
+    def support_requirements(self, x):
+        return _count_requirements(x, "Poisson")
 
     def get_config(self):
         config = super().get_config()
@@ -318,14 +335,16 @@ class NegativeBinomialConditional(Conditional):
     couples data and parameters); use it on modest `D`.
 
     Args:
-        min_total_count: float. Lower bound added to `r`. Defaults to 1e-4.
+        min_total_count: float in [0, 1e6]. Lower bound added to `r`.
+            Defaults to 1e-4.
     """
 
     params_per_dim = 2
 
     def __init__(self, min_total_count=1e-4, **kwargs):
         super().__init__(**kwargs)
-        self.min_total_count = float(min_total_count)
+        self.min_total_count = validation.check_float(
+            min_total_count, "min_total_count", 0.0, validation.MAX_SCALE)
 
     def _split(self, psi):
         psi = tf.cast(psi, tf.float32)
@@ -347,8 +366,8 @@ class NegativeBinomialConditional(Conditional):
         scores = tf.reduce_sum(dist.log_prob(x[:, tf.newaxis, :]), axis=-1)
         return scores, tf.zeros(tf.shape(x)[:1], tf.float32)
 
-    def _check_support(self, x, name):
-        _check_counts(x, name, "Negative-Binomial")
+    def support_requirements(self, x):
+        return _count_requirements(x, "Negative-Binomial")
 
     def get_config(self):
         config = super().get_config()
@@ -375,13 +394,9 @@ class BernoulliConditional(Conditional):
         )[tf.newaxis, :]
         return scores, tf.zeros(tf.shape(x)[:1], tf.float32)
 
-    def _check_support(self, x, name):
-        bad = (x != 0) & (x != 1)
-        if np.any(bad):
-            raise ValueError(
-                f"{name} has values outside {{0, 1}} (e.g. {x[bad].flat[0]}); "
-                "the Bernoulli conditional models binary data: binarize it first."
-            )
+    def support_requirements(self, x):
+        return [("binary values (none outside {0, 1}: binarize the data first)",
+                 tf.logical_and(tf.not_equal(x, 0), tf.not_equal(x, 1)))]
 
 
 _ALIASES = {
