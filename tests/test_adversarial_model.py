@@ -246,15 +246,13 @@ class LeastSquaresGAN(AdversarialModel):
 
     def train_step(self, data):
         x = self._real_batch(data)
-        noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
-            fake = self.generator(noise, training=True)
-        d_vars = self.discriminator.trainable_variables
+            fake = self.generator(self.draw_noise_like(x), training=True)
         with tf.GradientTape() as d_tape:
-            d_loss = reduction.replica_mean(self._discriminator_loss(
-                self.discriminator(x, training=True),
-                self.discriminator(tf.stop_gradient(fake), training=True)))
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+            outputs = [self.discriminator(t, training=True) for t in (x, tf.stop_gradient(fake))]
+            d_loss = reduction.replica_mean(self._discriminator_loss(*outputs))
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
         self._report((self.d_loss_tracker, d_loss))
         self._generator_step(x, g_tape, fake)
         return self.metric_logs()
