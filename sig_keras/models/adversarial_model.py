@@ -271,11 +271,24 @@ class AdversarialModel(GenerativeModel):
 
     # === Training ===
 
-    @staticmethod
-    def _real_batch(data):
-        """The real batch `x` of what `fit` hands to a step, as float32."""
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return tf.cast(x, tf.float32)
+    def _real_batch(self, data):
+        """The real batch `x` of what `fit` hands to a step (checked by the
+        data guard), as float32."""
+        return tf.cast(self.data_batch(data), tf.float32)
+
+    def data_requirements(self, x):
+        x = tf.cast(x, tf.float32)
+        requirements = [("finite values", tf.logical_not(tf.math.is_finite(x)))]
+        if self.data_range is not None:
+            low, high = self.data_range
+            tol = 1e-5 * (high - low)
+            requirements.append((
+                f"values in data_range=({low:g}, {high:g}) (rescale the data, e.g. "
+                "x / 127.5 - 1 for uint8 images and a tanh generator)",
+                tf.logical_or(x < low - tol, x > high + tol)))
+        if self.uses_sig:
+            requirements += self.conditional.support_requirements(x)
+        return requirements
 
     def _discriminator_loss(self, real_outputs, fake_outputs):
         """Per-example discriminator loss `[N]` (evaluation)."""

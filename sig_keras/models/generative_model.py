@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from sig_keras.distribute import reduction
+from sig_keras.utils import validation
 
 
 def _first_batch(x):
@@ -76,6 +77,7 @@ class GenerativeModel(keras.Model):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self._data_guard = True
 
     # === Compile ===
 
@@ -225,6 +227,52 @@ class GenerativeModel(keras.Model):
         if not self.generator.built:
             self.generator(tf.zeros((1, self.latent_dim)))
         self.built = True
+
+    # === Data guard: every batch, inside the step ===
+
+    @property
+    def data_guard(self):
+        """Whether every training and evaluation batch is checked in the step.
+
+        On (the default), each step first checks its batch against
+        `data_requirements` (finite values; counts, binary values or
+        magnitudes for SIG and VAE conditionals; `data_range` for adversarial
+        models) and stops `fit` / `evaluate` with an error naming the
+        requirement, the offending value and the step, before any weight is
+        updated. This covers tensors, `tf.data` datasets, Python generators,
+        `keras.utils.PyDataset` and `validation_data` alike. Set
+        `model.data_guard = False` to skip it (the README gives its measured
+        cost). XLA does not run assertions: a model compiled with
+        `jit_compile=True` trains unguarded (the first batch is still checked
+        by `fit`).
+        """
+        return self._data_guard
+
+    @data_guard.setter
+    def data_guard(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"`data_guard` must be True or False; got {value!r}.")
+        self._data_guard = bool(value)
+        # Steps are traced with or without the guard: trace them again.
+        self.train_function = None
+        self.test_function = None
+
+    def data_requirements(self, x):
+        """`[(requirement, bad)]` every batch `x` must meet; `bad` is a boolean
+        tensor, True where `x` fails the requirement (in-graph)."""
+        if self._samples_from_conditional:
+            return self.conditional.data_requirements(x)
+        x = tf.cast(x, tf.float32)
+        return [("finite values", tf.logical_not(tf.math.is_finite(x)))]
+
+    def data_batch(self, data):
+        """The data `x` of what `fit` hands to a step, checked by the data guard."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not self._data_guard:
+            return x
+        return validation.assert_all(
+            x, self.data_requirements(x), step=self.optimizer.iterations,
+            what=f"{type(self).__name__} training data")
 
     # === Data validation ===
 

@@ -98,7 +98,7 @@ class SIG(GenerativeModel):
         )
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.data_batch(data)
         with tf.GradientTape() as tape:
             loss = self._loss(x, training=True)
         grads = tape.gradient(loss, self.trainable_weights)
@@ -107,7 +107,7 @@ class SIG(GenerativeModel):
         return self.metric_logs()
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.data_batch(data)
         self._report((self.loss_tracker, self._loss(x, training=False)))
         return self.metric_logs()
 

@@ -147,7 +147,7 @@ class VAE(GenerativeModel):
         )
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.data_batch(data)
         with tf.GradientTape() as tape:
             reconstruction, kl = self._compute_losses(x, training=True)
             loss = reduction.replica_mean(reconstruction + self.kl_weight * kl)
@@ -157,7 +157,7 @@ class VAE(GenerativeModel):
         return self.metric_logs()
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.data_batch(data)
         reconstruction, kl = self._compute_losses(x, training=False)
         self._update_trackers(reconstruction, kl)
         return self.metric_logs()

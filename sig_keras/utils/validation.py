@@ -161,13 +161,22 @@ def assert_all(tensor, checks, step=None, what="data"):
                     "offending values in this batch)."
                 )
         return tensor
-    asserts = []
-    for requirement, bad in checks:
-        bad = tf.reshape(tf.broadcast_to(bad, tf.shape(tensor)), [-1])
-        found = tf.gather(flat, tf.argmax(tf.cast(bad, tf.int32)))
-        data = [f"The {what} violates its requirement of {requirement}: found", found]
-        if step is not None:
-            data += ["at step", step]
-        asserts.append(tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), data))
-    with tf.control_dependencies(asserts):
+    # Fast path: one reduction per requirement and one `tf.cond`; the
+    # offending value is looked up only when a requirement fails.
+    flags = [tf.reduce_any(bad) for _, bad in checks]
+
+    def fail():
+        asserts = []
+        for (requirement, bad), flag in zip(checks, flags):
+            bad = tf.reshape(tf.broadcast_to(bad, tf.shape(tensor)), [-1])
+            found = tf.gather(flat, tf.argmax(tf.cast(bad, tf.int32)))
+            data = [f"The {what} violates its requirement of {requirement}: found", found]
+            if step is not None:
+                data += ["at step", step]
+            asserts.append(tf.debugging.Assert(tf.logical_not(flag), data))
+        with tf.control_dependencies(asserts):
+            return tf.constant(False)
+
+    ok = tf.cond(tf.reduce_any(tf.stack(flags)), fail, lambda: tf.constant(True))
+    with tf.control_dependencies([ok]):
         return tf.identity(tensor)
