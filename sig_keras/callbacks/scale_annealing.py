@@ -18,8 +18,10 @@ class ScaleAnnealing(keras.callbacks.Callback):
 
     keeps every data point attached to some `psi_k` while the generator
     spreads out; from step `steps` on, the objective is the paper's. The step
-    `t` is `model.optimizer.iterations`, so the schedule resumes correctly
-    after `BackupAndRestore`.
+    `t` is `model.optimizer.iterations`, read inside the compiled step
+    (`NormalConditional.anneal`), so the scale follows every step, also with
+    `steps_per_execution > 1`, and resumes correctly after a restore. When
+    training ends the conditional keeps the scale of the last step.
 
     Args:
         start: float. Initial scale. Defaults to 1.0.
@@ -43,7 +45,7 @@ class ScaleAnnealing(keras.callbacks.Callback):
 
     def _target(self):
         cond = self.conditional or getattr(self.model, "conditional", None)
-        if cond is None or not hasattr(cond, "set_scale"):
+        if cond is None or not hasattr(cond, "anneal"):
             raise ValueError(
                 "ScaleAnnealing needs a NormalConditional: pass `conditional=` or "
                 "use it with a model that has a `conditional` attribute."
@@ -51,13 +53,15 @@ class ScaleAnnealing(keras.callbacks.Callback):
         return cond
 
     def on_train_begin(self, logs=None):
-        self._target()  # fail before the first step if misused
-
-    def on_train_batch_begin(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if step <= self.steps:
-            self._target().set_scale(self.scale_at(step))
+        # The schedule runs in the graph from the optimizer's step counter, so
+        # it follows every step also with `steps_per_execution > 1`; the step
+        # functions are traced again to read it.
+        self._target().anneal(self.start, self.end, self.steps, self.model.optimizer.iterations)
+        self.model.make_train_function(force=True)
+        self.model.make_test_function(force=True)
 
     def on_train_end(self, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        self._target().set_scale(self.scale_at(step))
+        target = self._target()
+        target.anneal(None)
+        target.set_scale(self.scale_at(step))

@@ -229,16 +229,42 @@ class NormalConditional(Conditional):
             initializer=keras.initializers.Constant(rho0),
             trainable=self.trainable_scale,
         )
+        # An in-graph annealing schedule (`anneal`), or None.
+        object.__setattr__(self, "_annealing", None)
 
     @property
     def scale_value(self):
-        """The scale as a tensor (the softplus of the stored variable)."""
-        return tf.nn.softplus(tf.cast(self._rho, tf.float32))
+        """The scale as a tensor: the softplus of the stored variable, or, while
+        an annealing schedule is set (`anneal`), the schedule at its step."""
+        if self._annealing is None:
+            return tf.nn.softplus(tf.cast(self._rho, tf.float32))
+        log_start, log_end, steps, step = self._annealing
+        frac = tf.minimum(1.0, tf.cast(step, tf.float32) / float(steps))
+        return tf.exp((1.0 - frac) * log_start + frac * log_end)
 
     def set_scale(self, scale):
-        """Sets the scale (e.g. from an annealing schedule)."""
+        """Sets the scale (e.g. the last value of an annealing schedule)."""
         scale = validation.check_float(scale, "scale", validation.MIN_SCALE, validation.MAX_SCALE)
         self._rho.assign(scale + math.log(-math.expm1(-scale)))
+
+    def anneal(self, start, end=None, steps=None, step=None):
+        """Makes the scale `start * (end / start) ** min(1, step / steps)`.
+
+        `step` is an integer variable read wherever the scale is used (e.g.
+        an optimizer's `iterations`), so the schedule follows every training
+        step inside the compiled step function, also with
+        `steps_per_execution > 1`. Functions traced before this call keep the
+        fixed scale (`ScaleAnnealing` traces the step functions again).
+        `anneal(None)` removes the schedule and keeps the stored scale; while
+        a schedule is set, it replaces a trainable scale.
+        """
+        if start is None:
+            object.__setattr__(self, "_annealing", None)
+            return
+        start = validation.check_float(start, "start", validation.MIN_SCALE, validation.MAX_SCALE)
+        end = validation.check_float(end, "end", validation.MIN_SCALE, validation.MAX_SCALE)
+        steps = validation.check_int(steps, "steps", minimum=1)
+        object.__setattr__(self, "_annealing", (math.log(start), math.log(end), steps, step))
 
     def _elementwise_distribution(self, psi):
         return tfd.Normal(loc=psi, scale=self.scale_value)
