@@ -115,6 +115,10 @@ def main(argv=None):
     with strategy.scope():
         model = build_model(args.model, args.seed)
         distribute.build_optimizers(model, strategy)
+    if args.nan_at_batch is not None:
+        # The NaN data point is there to make the loss NaN and exercise
+        # TerminateOnNonFinite; the data guard would stop the step before.
+        model.data_guard = False
 
     callbacks = [TerminateOnNonFinite()]
     if args.backup_dir:
