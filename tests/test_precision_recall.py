@@ -115,5 +115,5 @@ def test_fewer_samples_than_k_plus_one():
 
 
 def test_bad_k():
-    with pytest.raises(ValueError, match="`k` must be >= 1"):
+    with pytest.raises(ValueError, match="`k` must be a positive integer"):
         _pr(k=0)

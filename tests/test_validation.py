@@ -208,3 +208,26 @@ def test_data_requirements_in_graph(name, data, requirement):
         guard(x)
     good = tf.ones_like(x)
     np.testing.assert_array_equal(guard(good).numpy(), good.numpy())
+
+
+# === Metrics: options through the same module ===
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda m: m.KernelDistance(feature_extractor="identity", num_features=2, subsets=2.5),
+     "`subsets` must be a positive integer"),
+    (lambda m: m.KernelDistance(feature_extractor="identity", num_features=2, seed=True),
+     "`seed` must be an integer"),
+    (lambda m: m.PrecisionRecall(feature_extractor="identity", num_features=2, k=0),
+     "`k` must be a positive integer"),
+    (lambda m: m.InceptionScore(classifier=None, splits=2.5), "`splits` must be a positive integer"),
+    (lambda m: m.InceptionScore(classifier=None, from_logits="yes"), "`from_logits` must be one of"),
+    (lambda m: m.ModeCoverage([[0.0, 0.0]], std=float("nan")), "`std` must be finite"),
+    (lambda m: m.ModeCoverage([[0.0, 0.0]], std=0.1, capture_share=1.0),
+     r"`capture_share` must be in \[0, 1\)"),
+])
+def test_metric_options_are_validated(make, message):
+    from sig_keras import metrics
+
+    with pytest.raises(ValueError, match=message):
+        make(metrics)

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from sig_keras.metrics import feature_extractors
+from sig_keras.utils import validation
 
 # Valid string values of `feature_extractor`.
 _EXTRACTOR_NAMES = ("inception_v3", "identity")
@@ -311,10 +312,12 @@ class StoredFeatureMetric(FeatureMetric):
     """
 
     def __init__(self, capacity=None, **kwargs):
-        if capacity is not None and (isinstance(capacity, bool) or int(capacity) != capacity
-                                     or capacity < 1):
-            raise ValueError(f"`capacity` must be a positive integer or None; got {capacity!r}.")
-        self.capacity = None if capacity is None else int(capacity)
+        try:
+            self.capacity = None if capacity is None else validation.check_int(
+                capacity, "capacity", minimum=1)
+        except ValueError:
+            raise ValueError(
+                f"`capacity` must be a positive integer or None; got {capacity!r}.") from None
         super().__init__(**kwargs)
         # === State ===
         self.real_features = FeatureBuffer(self.num_features, "real", self.capacity)

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras.utils import validation
+
 _EPS = 1e-12
 
 
@@ -49,9 +51,7 @@ def inception_score_from_probs(probs, splits=10, seed=0, shuffle=True):
     """
     probs = np.asarray(probs, np.float64)
     _check_probs_np(probs)
-    splits = int(splits)
-    if splits < 1:
-        raise ValueError(f"`splits` must be >= 1; got {splits}.")
+    splits = validation.check_int(splits, "splits", minimum=1)
     if probs.shape[0] < splits:
         raise ValueError(
             f"The inception score needs at least as many samples as splits; got "
@@ -177,14 +177,10 @@ class InceptionScore(keras.metrics.Metric):
     def __init__(self, classifier=None, splits=10, num_classes=None, from_logits=None,
                  input_range=(-1.0, 1.0), seed=0, name="inception_score", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.splits = int(splits)
-        if self.splits < 1:
-            raise ValueError(f"`splits` must be >= 1; got {splits}.")
-        if from_logits not in (None, True, False):
-            raise ValueError(f"`from_logits` must be None, True or False; got {from_logits!r}.")
-        self.from_logits = from_logits
+        self.splits = validation.check_int(splits, "splits", minimum=1)
+        self.from_logits = validation.check_choice(from_logits, "from_logits", (None, True, False))
         self.input_range = tuple(float(v) for v in input_range)
-        self.seed = int(seed)
+        self.seed = validation.check_int(seed, "seed")
         self._uses_default = classifier is None
         # Kept in a list so that the metric does not track the classifier's
         # weights as its own state.
@@ -194,9 +190,9 @@ class InceptionScore(keras.metrics.Metric):
                 num_classes = 1000
             else:
                 num_classes = classifier.output_shape[-1]
-        if num_classes is None or int(num_classes) < 2:
-            raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
-        self.num_classes = int(num_classes)
+        if num_classes is None:
+            raise ValueError("`num_classes` must be an integer >= 2; got None.")
+        self.num_classes = validation.check_int(num_classes, "num_classes", minimum=2)
         # === State ===
         self.counts = self.add_variable(shape=(self.splits,), initializer="zeros",
                                         name="counts")

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from sig_keras.metrics.feature_metric import StoredFeatureMetric
+from sig_keras.utils import validation
 
 
 def _offdiag_sum(k):
@@ -92,13 +93,9 @@ class KernelDistance(StoredFeatureMetric):
     def __init__(self, feature_extractor=None, subsets=100, subset_size=1000, seed=0,
                  num_features=None, reference_stats=None, input_range=(-1.0, 1.0),
                  capacity=None, name="kernel_distance", **kwargs):
-        self.subsets = int(subsets)
-        if self.subsets < 1:
-            raise ValueError(f"`subsets` must be >= 1; got {subsets}.")
-        self.subset_size = int(subset_size)
-        if self.subset_size < 2:
-            raise ValueError(f"`subset_size` must be >= 2; got {subset_size}.")
-        self.seed = int(seed)
+        self.subsets = validation.check_int(subsets, "subsets", minimum=1)
+        self.subset_size = validation.check_int(subset_size, "subset_size", minimum=2)
+        self.seed = validation.check_int(seed, "seed")
         super().__init__(feature_extractor=feature_extractor, num_features=num_features,
                          reference_stats=reference_stats, input_range=input_range,
                          capacity=capacity, name=name, **kwargs)

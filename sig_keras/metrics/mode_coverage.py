@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras.utils import validation
+
 
 @keras.saving.register_keras_serializable(package="sig_keras")
 class ModeCoverage(keras.metrics.Metric):
@@ -47,9 +49,7 @@ class ModeCoverage(keras.metrics.Metric):
             raise ValueError(f"`centers` must have shape [M, D]; got {centers.shape}.")
         if not np.all(np.isfinite(centers)):
             raise ValueError("`centers` contains NaN or inf.")
-        std = float(std)
-        if not np.isfinite(std) or std <= 0:
-            raise ValueError(f"`std` must be a positive number; got {std}.")
+        std = validation.check_float(std, "std", minimum=0.0, min_inclusive=False)
         num_modes = centers.shape[0]
         if weights is None:
             weights = np.full(num_modes, 1.0 / num_modes)
@@ -59,10 +59,10 @@ class ModeCoverage(keras.metrics.Metric):
                 f"`weights` must be {num_modes} positive numbers (one per centre); "
                 f"got {weights}."
             )
-        if float(threshold) <= 0:
-            raise ValueError(f"`threshold` must be positive; got {threshold}.")
-        if not 0 <= float(capture_share) < 1:
-            raise ValueError(f"`capture_share` must be in [0, 1); got {capture_share}.")
+        threshold = validation.check_float(threshold, "threshold", minimum=0.0,
+                                           min_inclusive=False)
+        capture_share = validation.check_float(capture_share, "capture_share", 0.0, 1.0,
+                                               max_inclusive=False)
         # === Config ===
         self.centers = centers
         self.std = std

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from sig_keras.metrics.feature_metric import StoredFeatureMetric
+from sig_keras.utils import validation
 
 
 def _squared_distances(a, b, a_sq, b_sq):
@@ -133,14 +134,8 @@ class PrecisionRecall(StoredFeatureMetric):
             al.; Kynkaanniemi et al. use 3).
         block_size: int. Rows per block of pairwise distances. Defaults to
             1024 (a `1024 x 50,000` float64 block is 400 MB).
-        num_features: int or None. `d`; inferred from the extractor if None.
-        reference_stats: None, or a `.npz` path / dict with real `features`.
-        input_range: pair. Pixel range for the default extractor.
-        capacity: int or None. Samples per set to allocate room for up
-            front (see `FeatureBuffer`): with the number you will feed, the
-            features take `capacity * d` floats per set; without it the
-            buffers double as they fill, and the process keeps about 3 times
-            as much. Defaults to None.
+        num_features, reference_stats, input_range, capacity: as for
+            `KernelDistance` (the stored-features base both share).
 
     Example:
     >>> pr = PrecisionRecall(feature_extractor="identity", num_features=2, k=5)
@@ -151,12 +146,8 @@ class PrecisionRecall(StoredFeatureMetric):
     def __init__(self, feature_extractor=None, k=5, block_size=1024, num_features=None,
                  reference_stats=None, input_range=(-1.0, 1.0), capacity=None,
                  name="precision_recall", **kwargs):
-        self.k = int(k)
-        if self.k < 1:
-            raise ValueError(f"`k` must be >= 1; got {k}.")
-        self.block_size = int(block_size)
-        if self.block_size < 1:
-            raise ValueError(f"`block_size` must be >= 1; got {block_size}.")
+        self.k = validation.check_int(k, "k", minimum=1)
+        self.block_size = validation.check_int(block_size, "block_size", minimum=1)
         super().__init__(feature_extractor=feature_extractor, num_features=num_features,
                          reference_stats=reference_stats, input_range=input_range,
                          capacity=capacity, name=name, **kwargs)

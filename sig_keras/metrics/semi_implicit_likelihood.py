@@ -55,6 +55,7 @@ import tensorflow as tf
 
 from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.losses import semi_implicit_log_likelihood
+from sig_keras.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -104,13 +105,9 @@ class SemiImplicitLikelihood(keras.metrics.Metric):
                     "`conditional` is required when the generator has no "
                     "`conditional` attribute."
                 )
-        self.num_samples = int(num_samples)
-        if self.num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
-        self.chunk_size = int(chunk_size)
-        if self.chunk_size < 1:
-            raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
-        self.seed = None if seed is None else int(seed)
+        self.num_samples = validation.check_int(num_samples, "num_samples", minimum=1)
+        self.chunk_size = validation.check_int(chunk_size, "chunk_size", minimum=1)
+        self.seed = None if seed is None else validation.check_int(seed, "seed")
         # Kept in a list so that the metric does not track the generator's
         # weights as its own state.
         self._generator = [generator]

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from sig_keras.metrics.inception_score import InceptionScore
 from sig_keras.metrics.inception_score import to_probabilities
+from sig_keras.utils import validation
 
 NUM_MODES = 1000
 
@@ -59,11 +60,10 @@ class StackedMNISTModes(keras.metrics.Metric):
         if classifier is None:
             raise ValueError("`classifier` (an MNIST digit classifier) is required.")
         self._classifier = [classifier]
-        self.threshold = float(threshold)
-        if not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"`threshold` must be in [0, 1); got {threshold}.")
+        self.threshold = validation.check_float(threshold, "threshold", 0.0, 1.0,
+                                                max_inclusive=False)
         self.from_logits = from_logits
-        self.splits = int(splits)
+        self.splits = validation.check_int(splits, "splits", minimum=1)
         # === State ===
         self.mode_counts = self.add_variable(shape=(NUM_MODES,), initializer="zeros",
                                              name="mode_counts")
