@@ -231,3 +231,52 @@ def test_metric_options_are_validated(make, message):
 
     with pytest.raises(ValueError, match=message):
         make(metrics)
+
+
+# === Models: options and sample() arguments ===
+
+
+def _model_cases():
+    from sig_keras.models import GAN
+    from sig_keras.models import SIG
+    from sig_keras.models import VAE
+    from sig_keras.models import WGANGP
+    from tests import harness
+
+    def gan(**kwargs):
+        return GAN(harness.tiny_image_generator(), harness.tiny_image_discriminator(),
+                   latent_dim=harness.IMAGE_LATENT, **kwargs)
+
+    def wgan(**kwargs):
+        return WGANGP(harness.tiny_image_generator(), harness.tiny_image_discriminator(),
+                      latent_dim=harness.IMAGE_LATENT, **kwargs)
+
+    def sig(**kwargs):
+        from sig_keras.networks import mlp_generator
+        return SIG(mlp_generator(3, 2, hidden_units=(4,)), "normal", latent_dim=3, **kwargs)
+
+    def vae(**kwargs):
+        from sig_keras.networks import mlp_encoder, mlp_generator
+        return VAE(mlp_encoder(2, 4, hidden_units=(4,)), mlp_generator(2, 2, hidden_units=(4,)),
+                   latent_dim=2, **kwargs)
+
+    return [
+        (lambda: gan(sig_weight=1e30), "`sig_weight` must be 'auto' or a non-negative number"),
+        (lambda: gan(sig_weight=True), "`sig_weight` must be 'auto' or a non-negative number"),
+        (lambda: gan(auto_sig_scale=float("inf")), "`auto_sig_scale` must be finite"),
+        (lambda: wgan(gradient_penalty_weight=float("inf")), "`gradient_penalty_weight` must be finite"),
+        (lambda: wgan(critic_steps=2.0), "`critic_steps` must be a positive integer"),
+        (lambda: sig(num_samples=2.5), "`num_samples` must be a positive integer"),
+        (lambda: sig(seed=2.7), "`seed` must be an integer"),
+        (lambda: sig(gather_psi=1), "`gather_psi` must be one of"),
+        (lambda: sig().sample(2.5), "`n` must be a positive integer"),
+        (lambda: sig().sample(4, seed=1.5), "`seed` must be an integer"),
+        (lambda: vae(kl_weight=0.0), r"`kl_weight` must be in \(0, 1e\+06\]"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_model_options_are_validated(case):
+    make, message = _model_cases()[case]
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -12,13 +12,13 @@ GAN-SI weighting of the SIG term against an adversarial generator loss
 (`combine_adversarial_and_sig_gradients`).
 """
 
-import math
 
 import keras
 import tensorflow as tf
 
-from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.distribute import reduction
+from sig_keras.layers import conditionals as conditionals_lib
+from sig_keras.utils import validation
 
 
 def semi_implicit_log_likelihood(x, psi, conditional):
@@ -78,16 +78,12 @@ def check_sig_weight(sig_weight):
             )
         return sig_weight
     try:
-        value = float(sig_weight)
-    except (TypeError, ValueError):
+        return validation.check_float(sig_weight, "sig_weight", 0.0, validation.MAX_WEIGHT)
+    except ValueError:
         raise ValueError(
-            f"`sig_weight` must be 'auto' or a non-negative number; got {sig_weight!r}."
+            "`sig_weight` must be 'auto' or a non-negative number up to "
+            f"{validation.MAX_WEIGHT:g}; got {sig_weight!r}."
         ) from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"`sig_weight` must be 'auto' or a non-negative number; got {sig_weight}."
-        )
-    return value
 
 
 def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, sig_weight,

@@ -40,6 +40,7 @@ from sig_keras.losses.semi_implicit import check_sig_weight
 from sig_keras.losses.semi_implicit import combine_adversarial_and_sig_gradients
 from sig_keras.losses.semi_implicit import semi_implicit_loss
 from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.utils import validation
 
 # `keras.Model.compile` arguments restored by `compile_from_config`.
 _RESTORED_COMPILE_ARGS = ("run_eagerly", "jit_compile", "steps_per_execution")
@@ -143,14 +144,10 @@ class AdversarialModel(GenerativeModel):
         """
         # === Config ===
         self.sig_weight = check_sig_weight(sig_weight)
-        self.auto_sig_scale = float(auto_sig_scale)
-        if not math.isfinite(self.auto_sig_scale) or self.auto_sig_scale <= 0:
-            raise ValueError(f"`auto_sig_scale` must be positive; got {auto_sig_scale}.")
-        self.auto_weight_momentum = float(auto_weight_momentum)
-        if not 0.0 <= self.auto_weight_momentum < 1.0:
-            raise ValueError(
-                f"`auto_weight_momentum` must be in [0, 1); got {auto_weight_momentum}."
-            )
+        self.auto_sig_scale = validation.check_float(
+            auto_sig_scale, "auto_sig_scale", 0.0, validation.MAX_WEIGHT, min_inclusive=False)
+        self.auto_weight_momentum = validation.check_float(
+            auto_weight_momentum, "auto_weight_momentum", 0.0, 1.0, max_inclusive=False)
         # === Layers ===
         if conditional is None:
             conditional = conditionals_lib.NormalConditional(scale=DEFAULT_IMAGE_SCALE)

@@ -6,8 +6,9 @@ import tensorflow as tf
 from sig_keras.distribute import reduction
 from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import modified_generator_loss
-from sig_keras.models.adversarial_model import DEFAULT_IMAGE_SCALE
 from sig_keras.models.adversarial_model import AdversarialModel
+from sig_keras.models.adversarial_model import DEFAULT_IMAGE_SCALE
+from sig_keras.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -41,7 +42,7 @@ class GAN(AdversarialModel):
             `data_range` (e.g. tanh output for [-1, 1]).
         discriminator: `keras.Model`. Images -> one logit per image.
         latent_dim: int. Width of the noise.
-        sig_weight: float >= 0 or "auto". Weight lambda of the SIG term.
+        sig_weight: float in [0, 1e6] or "auto" (larger weights overflow float32 losses). Weight lambda of the SIG term.
             Defaults to 0 (plain GAN).
         conditional: `sig_keras.layers.Conditional`, its name or None. The SIG
             conditional; None gives `NormalConditional(scale=0.1)`.
@@ -49,7 +50,7 @@ class GAN(AdversarialModel):
             `fit` rejects data outside it. Defaults to (-1, 1).
         label_smoothing: float. One-sided label smoothing of the real label in
             the discriminator loss. Defaults to 0.
-        auto_sig_scale: float. With "auto", lambda = auto_sig_scale * ratio.
+        auto_sig_scale: float in (0, 1e6]. With "auto", lambda = auto_sig_scale * ratio.
             Defaults to 1.
         auto_weight_momentum: float. EMA momentum of the "auto" ratio.
             Defaults to 0.99.
@@ -72,11 +73,8 @@ class GAN(AdversarialModel):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum)
-        self.label_smoothing = float(label_smoothing)
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"`label_smoothing` must be in [0, 1); got {label_smoothing}."
-            )
+        self.label_smoothing = validation.check_float(
+            label_smoothing, "label_smoothing", 0.0, 1.0, max_inclusive=False)
 
     @staticmethod
     def _default_d_optimizer():

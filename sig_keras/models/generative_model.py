@@ -75,8 +75,8 @@ class GenerativeModel(keras.Model):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = None if seed is None else validation.check_int(seed, "seed")
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._data_guard = True
 
     # === Compile ===
@@ -140,9 +140,10 @@ class GenerativeModel(keras.Model):
 
     def _check_generator(self, generator, latent_dim):
         self._check_network(generator, "generator")
-        latent_dim = int(latent_dim)
-        if latent_dim < 1:
-            raise ValueError(f"The noise dimension must be >= 1; got {latent_dim}.")
+        try:
+            latent_dim = validation.check_int(latent_dim, "latent_dim", minimum=1)
+        except ValueError as error:
+            raise ValueError(f"{error} (the noise dimension)") from None
         inputs = getattr(generator, "inputs", None)
         if inputs:
             width = inputs[0].shape[-1]
@@ -214,9 +215,9 @@ class GenerativeModel(keras.Model):
                 after a save/load round trip); None advances the model's
                 `SeedGenerator`.
         """
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"`n` must be a positive integer; got {n}.")
+        n = validation.check_int(n, "n", minimum=1)
+        if seed is not None:
+            seed = validation.check_int(seed, "seed")
         noise = self.draw_noise(n, seed)
         return self._samples_from_noise(noise, self._conditional_seed(seed))
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.losses.semi_implicit import semi_implicit_loss
 from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -68,12 +69,8 @@ class SIG(GenerativeModel):
         super().__init__(seed=seed, **kwargs)
         # === Config ===
         self.latent_dim = self._check_generator(generator, latent_dim)
-        self.num_samples = int(num_samples)
-        if self.num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
-        if not isinstance(gather_psi, bool):
-            raise ValueError(f"`gather_psi` must be True or False; got {gather_psi!r}.")
-        self.gather_psi = gather_psi
+        self.num_samples = validation.check_int(num_samples, "num_samples", minimum=1)
+        self.gather_psi = validation.check_choice(gather_psi, "gather_psi", (True, False))
         # === Layers ===
         self.generator = generator
         self.conditional = conditionals_lib.get(conditional)

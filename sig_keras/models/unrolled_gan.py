@@ -8,6 +8,7 @@ from sig_keras.losses.adversarial import minimax_discriminator_loss
 from sig_keras.losses.adversarial import minimax_generator_loss
 from sig_keras.losses.adversarial import modified_generator_loss
 from sig_keras.models.adversarial_model import AdversarialModel
+from sig_keras.utils import validation
 
 _GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -52,7 +53,7 @@ class UnrolledGAN(AdversarialModel):
         discriminator: `keras.Model`. Samples -> one logit per sample.
         latent_dim: int. Width of the noise `z ~ N(0, I)`.
         unrolling_steps: int. `k >= 0`. Defaults to 5.
-        unrolling_lr: float. Learning rate of the unrolled SGD steps (> 0).
+        unrolling_lr: float. Learning rate of the unrolled SGD steps (in (0, 1e6]).
             Defaults to 1e-2.
         generator_loss: str. `"non_saturating"` (`-log D(G(z))`) or
             `"minimax"` (`log(1 - D(G(z)))`). Defaults to `"non_saturating"`.
@@ -83,20 +84,9 @@ class UnrolledGAN(AdversarialModel):
     ):
         super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
         # === Config ===
-        try:
-            valid = not isinstance(unrolling_steps, bool) and int(unrolling_steps) == unrolling_steps
-        except (TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise ValueError(f"`unrolling_steps` must be an integer; got {unrolling_steps!r}.")
-        self.unrolling_steps = int(unrolling_steps)
-        if self.unrolling_steps < 0:
-            raise ValueError(f"`unrolling_steps` must be >= 0; got {unrolling_steps}.")
-        self.unrolling_lr = float(unrolling_lr)
-        if not self.unrolling_lr > 0 or self.unrolling_lr == float("inf"):
-            raise ValueError(
-                f"`unrolling_lr` must be a positive finite number; got {unrolling_lr}."
-            )
+        self.unrolling_steps = validation.check_int(unrolling_steps, "unrolling_steps", minimum=0)
+        self.unrolling_lr = validation.check_float(
+            unrolling_lr, "unrolling_lr", 0.0, validation.MAX_WEIGHT, min_inclusive=False)
         if generator_loss not in _GENERATOR_LOSSES:
             raise ValueError(
                 f"Unknown `generator_loss` {generator_loss!r}; valid: "

@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.distribute import reduction
+from sig_keras.layers import conditionals as conditionals_lib
 from sig_keras.models.generative_model import GenerativeModel
+from sig_keras.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -49,7 +50,7 @@ class VAE(GenerativeModel):
             `NormalConditional` with fixed scale 0.1 (the paper's toy value).
         min_scale: float. Added to the encoder's softplus scale so that
             `log sigma` stays finite. Defaults to 1e-4.
-        kl_weight: float. Weight (> 0) of the KL term. Defaults to 1 (the
+        kl_weight: float in (0, 1e6]. Weight of the KL term. Defaults to 1 (the
             ELBO).
         seed: int or None. Seed of the model's `SeedGenerator`.
 
@@ -89,15 +90,9 @@ class VAE(GenerativeModel):
                     f"The encoder must output 2 * latent_dim = {2 * self.latent_dim} "
                     f"values (means and pre-softplus scales); it outputs {width}."
                 )
-        self.min_scale = float(min_scale)
-        if not self.min_scale >= 0:
-            raise ValueError(f"`min_scale` must be >= 0; got {min_scale}.")
-        try:
-            self.kl_weight = float(kl_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"`kl_weight` must be a positive number; got {kl_weight!r}.") from None
-        if not 0 < self.kl_weight < float("inf"):
-            raise ValueError(f"`kl_weight` must be a finite number > 0; got {kl_weight}.")
+        self.min_scale = validation.check_float(min_scale, "min_scale", 0.0, validation.MAX_SCALE)
+        self.kl_weight = validation.check_float(kl_weight, "kl_weight", 0.0, validation.MAX_WEIGHT,
+                                                min_inclusive=False)
         # === Layers ===
         self.encoder = encoder
         self.decoder = decoder

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from sig_keras.distribute import reduction
 from sig_keras.models.adversarial_model import AdversarialModel
+from sig_keras.utils import validation
 
 
 def _flat(t):
@@ -71,9 +72,9 @@ class VEEGAN(AdversarialModel):
         encoder: `keras.Model`. The reconstructor's mean `F`: samples ->
             `[n, latent_dim]`.
         latent_dim: int. Width of `z ~ N(0, I)`.
-        reconstruction_weight: float. Weight (>= 0) of the reconstruction
+        reconstruction_weight: float. Weight in [0, 1e6] of the reconstruction
             term `||z - F(G(z))||^2 / (2 s^2)`. Defaults to 1.
-        reconstructor_scale: float. `s > 0`, the standard deviation of the
+        reconstructor_scale: float. `s` in [1e-6, 1e6], the standard deviation of the
             Gaussian reconstructor. Defaults to 1 (the authors' value).
         seed: int or None. Seed of the model's `SeedGenerator`.
         **kwargs: `data_range` (see `AdversarialModel`; default None,
@@ -107,24 +108,10 @@ class VEEGAN(AdversarialModel):
         # === Config ===
         self._check_network(encoder, "encoder")
         self._check_widths(generator, discriminator, encoder, self.latent_dim)
-        self.reconstruction_weight = float(reconstruction_weight)
-        if not 0 <= self.reconstruction_weight < float("inf"):
-            raise ValueError(
-                "`reconstruction_weight` must be a finite number >= 0; got "
-                f"{reconstruction_weight}."
-            )
-        try:
-            self.reconstructor_scale = float(reconstructor_scale)
-        except (TypeError, ValueError):
-            raise ValueError(
-                "`reconstructor_scale` must be a positive number; got "
-                f"{reconstructor_scale!r}."
-            ) from None
-        if not 0 < self.reconstructor_scale < float("inf"):
-            raise ValueError(
-                "`reconstructor_scale` must be a finite number > 0; got "
-                f"{reconstructor_scale}."
-            )
+        self.reconstruction_weight = validation.check_float(
+            reconstruction_weight, "reconstruction_weight", 0.0, validation.MAX_WEIGHT)
+        self.reconstructor_scale = validation.check_float(
+            reconstructor_scale, "reconstructor_scale", validation.MIN_SCALE, validation.MAX_SCALE)
         # === Layers ===
         self.encoder = encoder
         # === Trackers ===

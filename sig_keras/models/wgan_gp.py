@@ -8,6 +8,7 @@ from sig_keras.losses.adversarial import wasserstein_discriminator_loss
 from sig_keras.losses.adversarial import wasserstein_generator_loss
 from sig_keras.losses.adversarial import wasserstein_gradient_penalty
 from sig_keras.models.adversarial_model import AdversarialModel
+from sig_keras.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="sig_keras")
@@ -36,10 +37,10 @@ class WGANGP(AdversarialModel):
         discriminator: `keras.Model`. Images -> one score per image (the
             paper's critic).
         latent_dim: int. Width of the noise.
-        gradient_penalty_weight: float >= 0. Defaults to 10.
+        gradient_penalty_weight: float in [0, 1e6]. Defaults to 10.
         critic_steps: int >= 1. Discriminator updates per generator update,
             the paper's `n_critic`. Defaults to 5.
-        sig_weight: float >= 0 or "auto". Defaults to 0 (plain WGAN-GP).
+        sig_weight: float in [0, 1e6] or "auto". Defaults to 0 (plain WGAN-GP).
         conditional: SIG conditional or None (`NormalConditional(0.1)`).
         data_range: pair. Defaults to (-1, 1).
         auto_sig_scale, auto_weight_momentum, seed: see `GAN`.
@@ -61,17 +62,9 @@ class WGANGP(AdversarialModel):
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum)
         # === Config ===
-        self.gradient_penalty_weight = float(gradient_penalty_weight)
-        if not self.gradient_penalty_weight >= 0:
-            raise ValueError(
-                "`gradient_penalty_weight` must be >= 0; got "
-                f"{gradient_penalty_weight}."
-            )
-        if isinstance(critic_steps, bool) or int(critic_steps) != critic_steps:
-            raise ValueError(f"`critic_steps` must be an integer; got {critic_steps!r}.")
-        self.critic_steps = int(critic_steps)
-        if self.critic_steps < 1:
-            raise ValueError(f"`critic_steps` must be >= 1; got {critic_steps}.")
+        self.gradient_penalty_weight = validation.check_float(
+            gradient_penalty_weight, "gradient_penalty_weight", 0.0, validation.MAX_WEIGHT)
+        self.critic_steps = validation.check_int(critic_steps, "critic_steps", minimum=1)
         # === Trackers ===
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
 
