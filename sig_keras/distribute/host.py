@@ -16,8 +16,8 @@ def set_malloc_top_pad(num_bytes=64 << 20):
     step. The next step faults those pages back in, zero-filled, and the
     unmapping interrupts the other cores (TLB shoot-downs). On this project's
     2-core CPU that kernel work was most of the cost of a second replica on
-    small steps (`benchmarks/strategy_overhead.py`; `perf` showed the
-    process's kernel share fall from 24% to 10%). A top pad makes glibc keep
+    small steps (`benchmarks/strategy_overhead.py`; the README gives the
+    measurements). A top pad makes glibc keep
     that much free memory per arena instead. One device is barely affected;
     tensors on GPUs are not malloc'ed by glibc, but the host side of their
     steps is.

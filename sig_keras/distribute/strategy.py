@@ -103,9 +103,8 @@ def get_strategy(name="default", devices=None, cross_device_ops=None):
             `tf.distribute.ReductionToOneDevice()` is used: replicas on one
             host share memory, and the collective executor's per-call cost
             dominated small steps (`benchmarks/strategy_overhead.py
-            --collective`: 2-replica overhead of the toy SIG step 44% with
-            collectives, 24% reducing to one device; 30% and 0% after
-            `set_malloc_top_pad`, which CPU hosts should also call).
+            --collective` measures it; the README has the figures). CPU hosts
+            should also call `set_malloc_top_pad`.
 
     Raises:
         ValueError: for an unknown name, or a missing/malformed `TF_CONFIG`.
