@@ -64,17 +64,19 @@ FEATURE_COLUMNS = ("fid", "kid", "kid_std", "precision", "recall", "density", "c
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="GAN-SI on CIFAR-10.")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--samples", type=int, default=50_000,
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=100_000)
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
+    p.add_argument("--samples", type=experiment.int_flag("--samples", minimum=SPLITS),
+                   default=50_000,
                    help=f"generated samples for the inception score (>= {SPLITS})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=experiment.seed_int("--seed"), default=0)
     p.add_argument("--data-dir", default=None, help="tfds data directory")
     p.add_argument("--classifier", default=None,
                    help="saved Keras classifier of [-1, 1] 32x32x3 images (probabilities "
                    "or logits) for the inception score; default: Keras InceptionV3 "
                    "with ImageNet weights (downloaded)")
-    p.add_argument("--feature-samples", type=int, default=10_000,
+    p.add_argument("--feature-samples", type=experiment.non_negative_int("--feature-samples"),
+                   default=10_000,
                    help="real and generated samples (the first of --samples; at most "
                    "--samples) for FID, "
                    f"KID and precision/recall/density/coverage (k={K}) on InceptionV3 "
@@ -89,11 +91,7 @@ def parse_args(argv=None):
     unknown = sorted(set(args.names) - set(MODELS))
     if unknown or not args.names:
         p.error(f"unknown model(s) {unknown}; valid: {MODELS}")
-    for flag in ("steps", "batch_size"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
-    if args.samples < SPLITS:
-        p.error(f"--samples must be >= {SPLITS} (inception score splits); got {args.samples}")
+    # Numeric flags were range-checked by their `type=` (exit code 2).
     if args.feature_samples != 0 and args.feature_samples < K + 1:
         p.error(f"--feature-samples must be 0 (off) or >= {K + 1} (k + 1 for k = {K}); "
                 f"got {args.feature_samples}")

@@ -36,6 +36,7 @@ from sig_keras import experiment  # noqa: E402
 
 LATENT_DIM = 10
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
+EPOCHS = 5  # a progress line at each epoch end
 TARGETS = {
     "negative_binomial": datasets.negative_binomial,
     "poisson_nb_mixture": datasets.poisson_nb_mixture,
@@ -74,8 +75,12 @@ def fit_target(name, args, strategy, run):
     log_dir = os.path.join(args.output_dir, "logs", name)
     callbacks = [keras.callbacks.TensorBoard(log_dir), experiment.ProgressLogger(name)]
     start = time.perf_counter()
-    run.fit(model, dataset, save_freq=BACKUP_EVERY, steps_per_epoch=max(1, args.steps // 5),
-            epochs=5, verbose=0, shuffle=False, callbacks=callbacks)
+    # Exactly --steps optimizer steps: EPOCHS epochs when divisible, fewer
+    # otherwise (one step per execution). A NaN/inf loss stops the run and
+    # exits (Run.fit): no figure from a diverged model.
+    epochs, steps_per_epoch, _ = experiment.fit_schedule(args.steps, EPOCHS, 1)
+    run.fit(model, dataset, save_freq=BACKUP_EVERY, steps_per_epoch=steps_per_epoch,
+            epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     wall = time.perf_counter() - start
     psi = model.sample_mixing(20_000, seed=args.seed)
     return model.conditional.rate(psi).numpy().ravel(), wall
@@ -96,12 +101,16 @@ def fit_or_restore(name, args, strategy, backup):
 def main(argv=None):
     p = argparse.ArgumentParser(description="Poisson SIG on count data (Figure 1).")
     p.add_argument("--targets", default="negative_binomial,poisson_nb_mixture")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--num-samples", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-count", type=int, default=60)
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=3000,
+                   help=f"training steps (exactly: {EPOCHS} epochs when divisible)")
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=256)
+    p.add_argument("--num-samples", type=experiment.positive_int("--num-samples"),
+                   default=1000)
+    p.add_argument("--lr", type=experiment.positive_float("--lr", maximum=10.0), default=3e-3,
+                   help="Adam learning rate in (0, 10]")
+    p.add_argument("--seed", type=experiment.seed_int("--seed"), default=0)
+    p.add_argument("--max-count", type=experiment.int_flag("--max-count", 0, 100_000),
+                   default=60, help="largest count in the pmf comparison")
     p.add_argument("--output-dir", default="outputs/count_data")
     experiment.add_run_flags(p, runs="targets", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
@@ -109,13 +118,7 @@ def main(argv=None):
     unknown = sorted(set(names) - set(TARGETS))
     if unknown or not names:
         p.error(f"unknown target(s) {unknown}; valid: {sorted(TARGETS)}")
-    for flag in ("steps", "batch_size", "num_samples"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
-    if args.lr <= 0:
-        p.error(f"--lr must be positive; got {args.lr}")
-    if args.max_count < 0:
-        p.error(f"--max-count must be >= 0; got {args.max_count}")
+    # Every numeric flag was range-checked by its `type=` (exit code 2).
     experiment.check_backup_dir(p, args.backup_dir)
     strategy = distribute.get_strategy(args.strategy)
     os.makedirs(args.output_dir, exist_ok=True)

@@ -22,10 +22,15 @@ the table's caption. Writes the table as CSV and Markdown, a scatter plot
 
 Resuming (`--backup-dir`): each (model, seed) run checkpoints with
 `sig_keras.callbacks.FaultTolerantBackup` at the end of each of its 10 epochs.
-Training runs `STEPS_PER_EXECUTION` = 100 steps per call, so checkpoints are
-at execution/epoch granularity: a killed run re-does at most the epoch it was
-in (steps / 10 steps), and the resumed run reads its data stream from the
-start, so it is equivalent to, not bit-identical with, an uninterrupted run.
+Training runs `STEPS_PER_EXECUTION` = 100 steps per call (for a step count
+that is not a multiple of 1,000: a divisor of the steps per epoch, and fewer
+epochs if the step count has no divisor up to 10; exactly `--steps` steps
+either way), so checkpoints are at execution/epoch granularity: a killed run
+re-does at most the epoch it was in (steps / 10 steps), and the resumed run
+reads its data stream from the start, so it is equivalent to, not
+bit-identical with, an uninterrupted run. A run whose loss becomes NaN or
+infinite stops and the script exits with an error (code 1) before writing
+any table or figure.
 Finished (model, seed) runs are kept in the backup directory and not trained
 again. The directory is deleted once the table and figure are written.
 """
@@ -46,6 +51,7 @@ from sig_keras import distribute  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras import models  # noqa: E402
 from sig_keras import networks  # noqa: E402
+from sig_keras.utils import validation  # noqa: E402
 
 LATENT_DIM = 10
 DATA_DIM = 2
@@ -62,6 +68,8 @@ DEFAULTS = {
 # Steps run inside one tf.function call: small models are dominated by
 # per-call overhead on the CPU.
 STEPS_PER_EXECUTION = 100
+# Epochs per run: a checkpoint and a progress line at each epoch end.
+EPOCHS = 10
 
 # VEEGAN / PacGAN grid protocol (std 0.05): 2,500 samples, a mode is captured
 # with at least one high-quality sample. Reported for every run beside Table 1.
@@ -89,7 +97,19 @@ PAPER = {  # Table 1 of the paper (std 0.1 grid)
 # === Models ===
 
 
-def compile_options(args, strategy):
+def fit_schedule(steps, strategy):
+    """`(epochs, steps_per_epoch, steps_per_execution)` that train exactly
+    `steps` steps (`experiment.fit_schedule`): 10 epochs of
+    `STEPS_PER_EXECUTION`-step calls for the default step counts (multiples
+    of 1,000); fewer epochs or shorter calls when `steps` needs them. One
+    step per call on several devices (see `compile_options`)."""
+    one_device = strategy.num_replicas_in_sync == 1
+    return experiment.fit_schedule(steps, epochs=EPOCHS,
+                                   max_steps_per_execution=STEPS_PER_EXECUTION
+                                   if one_device else 1)
+
+
+def compile_options(args, strategy, steps):
     """`jit_compile` and `steps_per_execution` of every model's `compile`."""
     one_device = strategy.num_replicas_in_sync == 1
     return dict(
@@ -99,7 +119,8 @@ def compile_options(args, strategy):
         # Keras 3.15 / TF 2.21 fail with steps_per_execution > 1 under
         # MirroredStrategy ("You must feed a value for placeholder tensor"),
         # even for a plain Sequential model: one step per call there.
-        steps_per_execution=STEPS_PER_EXECUTION if one_device else 1,
+        # At most STEPS_PER_EXECUTION, a divisor of the steps per epoch.
+        steps_per_execution=fit_schedule(steps, strategy)[2],
     )
 
 
@@ -112,7 +133,7 @@ def compile_annealed(model, args, steps, lr, strategy):
     annealed from 1.0 to its target over the first 30% of the steps.
     Returns `(model, callbacks)`."""
     model.compile(optimizer=keras.optimizers.Adam(cosine(lr, steps)),
-                  **compile_options(args, strategy))
+                  **compile_options(args, strategy, steps))
     return model, [sig_keras.callbacks.ScaleAnnealing(
         start=1.0, end=args.conditional_scale, steps=max(1, int(0.3 * steps)))]
 
@@ -122,7 +143,7 @@ def compile_adversarial(model, args, steps, lr, strategy):
     generator and the discriminator. Returns `(model, callbacks)`."""
     model.compile(g_optimizer=keras.optimizers.Adam(cosine(lr, steps), beta_1=0.5),
                   d_optimizer=keras.optimizers.Adam(cosine(lr, steps), beta_1=0.5),
-                  **compile_options(args, strategy))
+                  **compile_options(args, strategy, steps))
     return model, []
 
 
@@ -292,11 +313,12 @@ def run_one(name, args, grid, seed, strategy, backup):
     log_dir = os.path.join(args.output_dir, "logs", name, f"seed{seed}")
     callbacks += [keras.callbacks.TensorBoard(log_dir, update_freq=100),
                   experiment.ProgressLogger(run.label)]  # a line per epoch
-    epochs = 10
+    # Exactly `steps` optimizer steps (Keras runs whole executions).
+    epochs, steps_per_epoch, _ = fit_schedule(steps, strategy)
     start = time.perf_counter()
     # Under --backup-dir: a checkpoint at each epoch end (steps_per_execution
     # > 1: no mid-epoch resume).
-    run.fit(model, dataset, steps_per_epoch=max(1, steps // epochs), epochs=epochs,
+    run.fit(model, dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
             callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     wall = time.perf_counter() - start
     samples = model.sample(args.eval_samples, seed=seed).numpy()
@@ -391,17 +413,25 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="sig",
                    help=f"comma-separated, from {sorted(BUILDERS)}")
-    p.add_argument("--std", type=float, default=0.1,
+    scale = dict(minimum=validation.MIN_SCALE, maximum=validation.MAX_SCALE)
+    p.add_argument("--std", type=experiment.float_flag("--std", **scale), default=0.1,
                    help="grid component std: 0.1 (paper) or 0.05 (PacGAN)")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=None, help="training steps per model")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--num-samples", type=int, default=1024, help="SIG's K per step")
-    p.add_argument("--conditional-scale", type=float, default=None,
+    p.add_argument("--seeds", type=experiment.positive_int("--seeds"), default=5)
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=None,
+                   help="training steps per model (exactly: 10 epochs of up to 100-step "
+                   "calls when divisible, fewer epochs or shorter calls otherwise)")
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=None)
+    p.add_argument("--lr", type=experiment.positive_float("--lr", maximum=10.0), default=None,
+                   help="Adam learning rate in (0, 10]; default per model")
+    p.add_argument("--num-samples", type=experiment.positive_int("--num-samples"),
+                   default=1024, help="SIG's K per step")
+    p.add_argument("--conditional-scale", type=experiment.float_flag(
+        "--conditional-scale", **scale), default=None,
                    help="SIG's Normal conditional scale; defaults to --std")
-    p.add_argument("--eval-samples", type=int, default=50_000)
-    p.add_argument("--heldout-samples", type=int, default=10_000,
+    p.add_argument("--eval-samples", type=experiment.positive_int("--eval-samples"),
+                   default=50_000)
+    p.add_argument("--heldout-samples", type=experiment.positive_int("--heldout-samples"),
+                   default=10_000,
                    help="fresh grid points for the held-out NLL column")
     p.add_argument("--output-dir", default="outputs/mixture_of_gaussians")
     experiment.add_run_flags(
@@ -420,18 +450,7 @@ def parse_args(argv=None):
     args.model_names = names
     if args.conditional_scale is None:
         args.conditional_scale = args.std
-    if args.std <= 0:
-        p.error(f"--std must be positive; got {args.std}")
-    if args.seeds < 1:
-        p.error(f"--seeds must be >= 1; got {args.seeds}")
-    for flag in ("steps", "batch_size", "eval_samples", "num_samples", "heldout_samples"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            p.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
-    if args.lr is not None and args.lr <= 0:
-        p.error(f"--lr must be positive; got {args.lr}")
-    if args.conditional_scale <= 0:
-        p.error(f"--conditional-scale must be positive; got {args.conditional_scale}")
+    # Every numeric flag was range-checked by its `type=` (exit code 2).
     if args.fast:
         args.steps = args.steps or 200
         args.seeds = 1

@@ -47,6 +47,7 @@ from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
+from sig_keras.utils import validation  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
 from sig_keras.metrics import feature_scores  # noqa: E402
@@ -60,24 +61,25 @@ COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entrop
 
 
 def _float_list(text):
+    """Comma-separated scales or factors, each finite and in
+    [MIN_SCALE, MAX_SCALE] (`sig_keras.utils.validation`)."""
+    requirement = (f"expected comma-separated positive numbers (finite, in "
+                   f"[{validation.MIN_SCALE:g}, {validation.MAX_SCALE:g}])")
     try:
-        values = [float(v) for v in text.split(",")]
+        return [validation.check_float(float(v), "value", validation.MIN_SCALE,
+                                       validation.MAX_SCALE) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive numbers; got {text!r}") from None
-    if not values or any(not (v > 0 and v < float("inf")) for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive numbers; got {text!r}")
-    return values
+        raise argparse.ArgumentTypeError(f"{requirement}; got {text!r}") from None
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DCGAN vs DCGAN-SI on Stacked MNIST.")
     p.add_argument("--size", default="M", choices=["S", "M", "L"])
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--samples", type=int, default=26_000,
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=3000)
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
+    p.add_argument("--samples", type=experiment.int_flag("--samples", minimum=SPLITS),
+                   default=26_000,
                    help=f"generated samples for the metrics (>= {SPLITS})")
     p.add_argument("--data-dir", default=None, help="tfds data directory")
     datasets.add_mnist_source_flags(p)
@@ -97,14 +99,16 @@ def parse_args(argv=None):
                    help="batch norm in the discriminator (off by default: with real "
                    "and generated images in separate batches it normalises away their "
                    "difference in mean brightness, and DCGAN stops learning it)")
-    p.add_argument("--feature-samples", type=int, default=10_000,
+    p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
+                   default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
                    "1000) and precision/recall/density/coverage (k=5) on the digit "
                    "classifier's penultimate features of each channel")
-    p.add_argument("--eval-every", type=int, default=None,
+    p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=None,
                    help="steps between mode evaluations during training "
                    "(default: steps / 10)")
-    p.add_argument("--eval-samples", type=int, default=5000,
+    p.add_argument("--eval-samples", type=experiment.positive_int("--eval-samples"),
+                   default=5000,
                    help="samples per evaluation during training")
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
@@ -117,14 +121,18 @@ def parse_args(argv=None):
             p.error(f"--merge: no results.json in {missing}")
         return args
     try:
-        args.seed_list = [int(s) for s in args.seeds.split(",")]
+        args.seed_list = [validation.check_int(int(s), "--seeds", 0, 2**31 - 1)
+                          for s in args.seeds.split(",")]
     except ValueError:
-        p.error(f"--seeds must be comma-separated integers; got {args.seeds!r}")
+        p.error(f"--seeds must be comma-separated integers in [0, {2**31 - 1}]; "
+                f"got {args.seeds!r}")
     if args.sig_weight != "auto":
         try:
-            args.sig_weight = float(args.sig_weight)
+            args.sig_weight = validation.check_float(float(args.sig_weight), "--sig-weight",
+                                                     0.0, validation.MAX_WEIGHT)
         except ValueError:
-            p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
+            p.error(f"--sig-weight must be 'auto' or a number in [0, "
+                    f"{validation.MAX_WEIGHT:g}]; got {args.sig_weight!r}")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - {"dcgan", "dcgan_si"})
     if not models or unknown:
@@ -135,13 +143,7 @@ def parse_args(argv=None):
         p.error(source_error)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
-    for flag in ("steps", "batch_size", "eval_every", "eval_samples", "feature_samples"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
-    if args.feature_samples < 6:
-        p.error(f"--feature-samples must be >= 6 (k + 1 for k = 5); got {args.feature_samples}")
-    if args.samples < SPLITS:
-        p.error(f"--samples must be >= {SPLITS} (inception score splits); got {args.samples}")
+    # Numeric flags were range-checked by their `type=` (exit code 2).
     if not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
                 "examples/train_mnist_classifier.py")

