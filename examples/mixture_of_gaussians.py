@@ -62,7 +62,7 @@ DEFAULTS = {
     "sig": dict(steps=24000, batch_size=256, lr=3e-3),
     "gan": dict(steps=16000, batch_size=256, lr=1e-3),
     "vae": dict(steps=64000, batch_size=256, lr=2e-3),  # see build_vae
-    "veegan": dict(steps=48000, batch_size=500, lr=1e-3),  # see build_veegan
+    "veegan": dict(steps=24000, batch_size=500, lr=1e-3),  # see build_veegan
     "unrolled_gan": dict(steps=10000, batch_size=256, lr=1e-3),
 }
 # Steps run inside one tf.function call: small models are dominated by
@@ -202,8 +202,11 @@ def build_veegan(args, seed, steps, lr, strategy):
     #   shared by every Table 1 model (the notebook uses 254-d), weight 1 gave
     #   13 modes at 24k steps, 3 gave 20-21, 4 gave 18 and 21 (seeds 0, 1),
     #   10 collapsed (2 modes at 12k).
-    # - 48k steps (DEFAULTS; the notebook runs 100k). Seeds 0 and 1: 12k gave
-    #   18 modes (seed 0), 24k 20 and 21, 36k 21 and 24, 48k 25 and 23.
+    # - 24k steps (DEFAULTS; the notebook runs 100k): 12k gave 18 modes (seed
+    #   0). Seeds 0 and 1 at 36k: 21 and 24 modes, at 48k: 25 and 23; but over
+    #   5 seeds 48k gave 20.6 +- 3.1 modes (16 to 25, one seed partly
+    #   collapsed: 0.61 high quality), the mean of 24k (20.6 +- 1.0) with three
+    #   times the spread, at twice the cost.
     model = models.VEEGAN(
         networks.mlp_generator(LATENT_DIM, DATA_DIM),
         networks.mlp_discriminator(DATA_DIM + LATENT_DIM, hidden_units=(128, 128)),
