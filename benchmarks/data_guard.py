@@ -21,6 +21,7 @@ import tensorflow as tf
 
 import machine  # benchmarks/machine.py (the script's directory is on sys.path)
 from sig_keras import datasets
+from sig_keras import distribute
 from sig_keras.layers import NormalConditional
 from sig_keras.models import GAN
 from sig_keras.models import SIG
@@ -53,11 +54,7 @@ def build(make, guard):
     model, batch, key = make()
     model.compile(jit_compile=False)
     model.data_guard = guard
-    if hasattr(model, "build_optimizers"):
-        model.build_optimizers()
-    else:
-        model.build()
-        model.optimizer.build(model.trainable_variables)
+    distribute.build_optimizers(model)
     return tf.function(model.train_step), tf.constant(batch), key
 
 
