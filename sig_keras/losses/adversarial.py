@@ -24,6 +24,8 @@ WGAN-GP (Gulrajani et al., 2017), with critic `f`:
 import keras
 import tensorflow as tf
 
+from sig_keras.utils import random as random_lib
+
 
 def _per_example(t):
     """Mean over all but the leading axis: `[N, ...] -> [N]` (float32)."""
@@ -108,7 +110,8 @@ def wasserstein_gradient_penalty(critic, real, fake, seed=None, interpolation_we
     fake = tf.cast(fake, tf.float32)
     n = tf.shape(real)[0]
     if interpolation_weights is None:
-        u = keras.random.uniform((n,), seed=seed)
+        u = (keras.random.uniform((n,)) if seed is None
+             else random_lib.uniform((n,), seed=seed))
     else:
         u = tf.cast(tf.reshape(interpolation_weights, [-1]), tf.float32)
     u = tf.reshape(u, tf.concat([[n], tf.ones([tf.rank(real) - 1], tf.int32)], 0))

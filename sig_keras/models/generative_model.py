@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from sig_keras.distribute import reduction
+from sig_keras.utils import random as random_lib
 from sig_keras.utils import validation
 
 
@@ -158,10 +159,11 @@ class GenerativeModel(keras.Model):
         """`[n, latent_dim]` standard Normal noise.
 
         `seed=None` advances the model's `SeedGenerator`; an int gives a
-        stateless, reproducible draw.
+        stateless, reproducible draw. The numbers are `keras.random.normal`'s
+        on the Philox generator, also under XLA (`utils/random.py`).
         """
         seed = self.seed_generator if seed is None else int(seed)
-        return keras.random.normal((n, self.latent_dim), seed=seed)
+        return random_lib.normal((n, self.latent_dim), seed=seed)
 
     def draw_replica_noise(self, n):
         """This replica's slice of `n` global noise vectors.

@@ -8,6 +8,7 @@ from sig_keras.losses.adversarial import wasserstein_discriminator_loss
 from sig_keras.losses.adversarial import wasserstein_generator_loss
 from sig_keras.losses.adversarial import wasserstein_gradient_penalty
 from sig_keras.models.adversarial_model import AdversarialModel
+from sig_keras.utils import random as random_lib
 from sig_keras.utils import validation
 
 
@@ -89,7 +90,7 @@ class WGANGP(AdversarialModel):
             local_n = tf.shape(x)[0]
         global_n = local_n * reduction.num_replicas()
         return reduction.local_slice(
-            keras.random.uniform((global_n,), seed=self.seed_generator)
+            random_lib.uniform((global_n,), seed=self.seed_generator)
         )
 
     _discriminator_loss = staticmethod(wasserstein_discriminator_loss)
