@@ -305,23 +305,25 @@ class AdversarialModel(GenerativeModel):
             fake: the generated batch (this replica's slice).
         """
         gen_vars = self.generator.trainable_variables
-        with tf.GradientTape(persistent=self.uses_sig) as tape:
+        with tf.GradientTape() as tape:
             tape.watch(fake)
             adv = reduction.replica_mean(
                 self._generator_loss(self.discriminator(fake, training=True))
             )
-            if self.uses_sig:
-                sig = semi_implicit_loss(x, fake, self.conditional)
         g_fake = tape.gradient(adv, fake)
         if not self.uses_sig:
             grads = g_tape.gradient(fake, gen_vars, output_gradients=g_fake)
             self.optimizer.apply_gradients(zip(grads, gen_vars))
             self._report((self.g_loss_tracker, adv))
             return
-        g_sig = tape.gradient(sig, fake)
+        # A tape of its own (not a persistent one shared with D's pass): one
+        # backward pass through the likelihood matrix for psi and the
+        # conditional's weights together.
         cond_vars = self.conditional.trainable_variables
-        g_cond = tape.gradient(sig, cond_vars) if cond_vars else []
-        del tape
+        with tf.GradientTape() as sig_tape:
+            sig_tape.watch(fake)
+            sig = semi_implicit_loss(x, fake, self.conditional)
+        g_sig, g_cond = sig_tape.gradient(sig, (fake, cond_vars))
         g_fake, lam, ratio = combine_adversarial_and_sig_gradients(
             g_fake, g_sig, self.sig_weight, ratio_ema=self.auto_ratio,
             auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
