@@ -1,0 +1,181 @@
+"""Benchmark: a training step with XLA (`jit_compile=True`) against without.
+
+Times the function `fit` runs (`model.train_function` on a dataset iterator,
+`steps_per_execution` steps per call) for two copies of the same model, one
+compiled with `jit_compile=False` (graph mode) and one with
+`jit_compile=True` (XLA), in interleaved rounds in one process: every round
+runs `--steps` calls of each, so that the load of a shared machine falls on
+both alike. Reports each one's median time per training step and the median
+and range over rounds of the per-round ratio XLA / graph (goal <= 1.0).
+
+Models:
+- `sig`: the main job's SIG step (Table 1: batch 256, K = 1024, the 2 x 100
+  MLP on 10-d noise, Normal conditional).
+- `dcgan_si`: DCGAN-SI at CIFAR-10 shapes (batch 64, 32x32x3, the DCGAN
+  networks, `sig_weight="auto"`).
+- `wgan_gp_si`: WGAN-GP-SI at the same shapes (5 critic steps per call).
+
+`--bare` adds, for `sig`, the same step written as a bare `tf.function` loop
+(graph and XLA), and reports `fit`'s step against it.
+
+    python benchmarks/xla_step.py --models sig --steps 30 --rounds 9 --bare
+    python benchmarks/xla_step.py --models dcgan_si,wgan_gp_si --steps 3 --rounds 5
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
+from sig_keras import datasets  # noqa: E402
+from sig_keras import networks  # noqa: E402
+from sig_keras.layers import NormalConditional  # noqa: E402
+from sig_keras.models import GAN  # noqa: E402
+from sig_keras.models import SIG  # noqa: E402
+from sig_keras.losses import semi_implicit_loss  # noqa: E402
+from sig_keras.models import WGANGP  # noqa: E402
+from sig_keras.utils import random as random_lib  # noqa: E402
+
+
+def make_sig():
+    model = SIG(networks.mlp_generator(10, 2), NormalConditional(0.1), latent_dim=10,
+                num_samples=1024, seed=0)
+    data = datasets.gaussian_grid(std=0.1).sample(256 * 20, seed=0).astype("float32")
+    return model, data, 256, "loss"
+
+
+def _images(batch_size):
+    rng = np.random.default_rng(0)
+    return rng.uniform(-1, 1, (batch_size * 4, 32, 32, 3)).astype("float32")
+
+
+def make_dcgan_si():
+    model = GAN(networks.dcgan_generator(128), networks.dcgan_discriminator(), 128,
+                sig_weight="auto", seed=0)
+    return model, _images(64), 64, "g_loss"
+
+
+def make_wgan_gp_si():
+    model = WGANGP(networks.dcgan_generator(128), networks.dcgan_critic(), 128,
+                   critic_steps=5, sig_weight="auto", seed=0)
+    return model, _images(64), 64, "g_loss"
+
+
+MODELS = {"sig": make_sig, "dcgan_si": make_dcgan_si, "wgan_gp_si": make_wgan_gp_si}
+
+
+def build(name, jit_compile, steps_per_execution):
+    """`(call, output key)`: `call()` runs one `train_function` call."""
+    keras.utils.set_random_seed(0)
+    model, data, batch_size, key = MODELS[name]()
+    model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    model.build()
+    if hasattr(model, "build_optimizers"):  # adversarial models: two optimizers
+        model.build_optimizers()
+    else:
+        model.optimizer.build(model.trainable_variables)
+    model.make_train_function()
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(
+        batch_size, drop_remainder=True).repeat().prefetch(2)
+    iterator = iter(dataset)
+    return (lambda: model.train_function(iterator)), key
+
+
+def build_bare_sig(jit_compile, steps_per_execution):
+    """The SIG step written as a bare loop (a `tf.function` over the same
+    networks, noise, loss and optimizer, no Keras `fit` machinery): the
+    floor `fit`'s step is compared with."""
+    keras.utils.set_random_seed(0)
+    model, data, batch_size, _ = make_sig()
+    model.build()
+    generator, conditional = model.generator, model.conditional
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(generator.trainable_variables)
+    seed = keras.random.SeedGenerator(0)
+    iterator = iter(tf.data.Dataset.from_tensor_slices(data).batch(
+        batch_size, drop_remainder=True).repeat().prefetch(2))
+
+    @tf.function(jit_compile=jit_compile)
+    def step(x):
+        with tf.GradientTape() as tape:
+            psi = generator(random_lib.normal((model.num_samples, 10), seed=seed),
+                            training=True)
+            loss = semi_implicit_loss(x, psi, conditional)
+        grads = tape.gradient(loss, generator.trainable_variables)
+        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        return loss
+
+    @tf.function
+    def run():
+        loss = tf.constant(0.0)
+        for _ in tf.range(steps_per_execution):
+            loss = step(next(iterator))
+        return {"loss": loss}
+
+    return run, "loss"
+
+
+def time_calls(call, key, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        logs = call()
+    float(logs[key])  # wait for the result
+    return (time.perf_counter() - start) / calls
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="sig,dcgan_si,wgan_gp_si")
+    parser.add_argument("--steps", type=int, default=10, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--bare", action="store_true",
+                        help="sig: also time the step as a bare tf.function loop")
+    args = parser.parse_args()
+    names = args.models.split(",")
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown --models {unknown}; valid: {sorted(MODELS)}")
+    spe = args.steps_per_execution
+    print(f"device: {machine.describe(tf.config.list_logical_devices()[0].device_type)}; "
+          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"{args.rounds} interleaved rounds of {args.steps} calls, "
+          f"steps_per_execution {spe}")
+    for name in names:
+        configs = [("graph", lambda: build(name, False, spe)),
+                   ("xla", lambda: build(name, True, spe))]
+        if name == "sig" and args.bare:
+            configs += [("bare graph", lambda: build_bare_sig(False, spe)),
+                        ("bare xla", lambda: build_bare_sig(True, spe))]
+        runs = {}
+        for label, make in configs:
+            call, key = make()
+            time_calls(call, key, 2)  # trace, compile, warm up
+            runs[label] = (call, key, [])
+        for _ in range(args.rounds):
+            for label in runs:
+                call, key, times = runs[label]
+                times.append(time_calls(call, key, args.steps) / spe)
+        times = {label: np.array(run[2]) for label, run in runs.items()}
+        graph, xla = times["graph"], times["xla"]
+        ratio = xla / graph
+        print(f"{name:11s} graph {np.median(graph) * 1e3:8.2f} ms/step   "
+              f"XLA {np.median(xla) * 1e3:8.2f} ms/step   XLA / graph median "
+              f"{np.median(ratio):.3f} (range {ratio.min():.3f}-{ratio.max():.3f}, "
+              f"goal <= 1.0)")
+        for label in ("bare graph", "bare xla"):
+            if label in times:
+                fit_label = label.split()[1]
+                ratio = times[fit_label] / times[label]
+                print(f"{'':11s} {label}: {np.median(times[label]) * 1e3:.2f} ms/step; "
+                      f"fit / bare ({fit_label}) median {np.median(ratio):.3f} "
+                      f"(range {ratio.min():.3f}-{ratio.max():.3f})")
+
+if __name__ == "__main__":
+    main()
