@@ -113,9 +113,13 @@ def compile_options(args, strategy, steps):
     """`jit_compile` and `steps_per_execution` of every model's `compile`."""
     one_device = strategy.num_replicas_in_sync == 1
     return dict(
-        # XLA is off by default: on the 2-core CPU it made the SIG step 2.4x
-        # slower (6.45 vs 2.74 ms); never with collectives.
-        jit_compile=args.jit and one_device and not distribute.is_multi_worker(strategy),
+        # "auto" (the default) is Keras' choice: XLA on one GPU, not on CPU-only
+        # hosts or under a distribution strategy. "true" forces it on one
+        # device (the SIG step under XLA: benchmarks/xla_step.py); never with
+        # collectives.
+        jit_compile=("auto" if args.jit_compile == "auto" else
+                     args.jit_compile == "true" and one_device
+                     and not distribute.is_multi_worker(strategy)),
         # Keras 3.15 / TF 2.21 fail with steps_per_execution > 1 under
         # MirroredStrategy ("You must feed a value for placeholder tensor"),
         # even for a plain Sequential model: one step per call there.
@@ -440,9 +444,10 @@ def parse_args(argv=None):
     experiment.add_run_flags(
         p, runs="(model, seed) runs",
         save_freq_note="; 10 epochs per run, steps_per_execution=100")
-    p.add_argument("--jit", action="store_true",
-                   help="compile the train steps with XLA (one device only; "
-                   "slower on the CPU, may pay off on a GPU)")
+    p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
+                   help="XLA for the train steps: 'auto' (default) is Keras' choice "
+                   "(on for one GPU, off on CPU-only hosts and under distribution); "
+                   "'true' forces it on one device")
     p.add_argument("--fast", action="store_true",
                    help="smoke run: 200 steps, one seed, 5,000 samples")
     args = p.parse_args(argv)

@@ -115,6 +115,7 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("mixture_of_gaussians", ["--strategy", "tpu"], "invalid choice: 'tpu'"),
     ("mixture_of_gaussians", ["--steps", "0"], "--steps must be >= 1"),
     ("mixture_of_gaussians", ["--strategy", "multiworker"], "TF_CONFIG"),
+    ("mixture_of_gaussians", ["--jit-compile", "yes"], "invalid choice: 'yes'"),
     ("count_data", ["--targets", "gaussian"], "unknown target(s) ['gaussian']"),
     ("count_data", ["--strategy", "mirored"], "invalid choice: 'mirored'"),
     ("count_data", ["--steps", "-3"], "--steps must be >= 1"),
@@ -253,6 +254,21 @@ def test_fit_schedule_trains_exactly_the_requested_steps():
             assert 1 <= e <= epochs and 1 <= k <= per_call
     with pytest.raises(ValueError, match="`steps` must be a positive integer"):
         experiment.fit_schedule(0)
+
+
+def test_mixture_jit_compile_follows_keras_auto_by_default():
+    import tensorflow as tf
+
+    mog = _example("mixture_of_gaussians")
+    one_device = tf.distribute.get_strategy()
+    options = {flag: mog.compile_options(mog.parse_args(argv), one_device, 1000)["jit_compile"]
+               for flag, argv in (("default", []), ("true", ["--jit-compile", "true"]),
+                                  ("false", ["--jit-compile", "false"]))}
+    assert options == {"default": "auto", "true": True, "false": False}
+    model, _ = mog.build_sig(mog.parse_args([]), 0, 1000, 1e-3, one_device)
+    # Keras resolves "auto" to no XLA on a CPU-only host (this test machine).
+    if not tf.config.list_physical_devices("GPU"):
+        assert model.jit_compile is False
 
 
 def test_mixture_trains_exactly_the_requested_steps(tmp_path, monkeypatch, capsys):
