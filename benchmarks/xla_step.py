@@ -11,8 +11,13 @@ and range over rounds of the per-round ratio XLA / graph (goal <= 1.0).
 Models:
 - `sig`: the main job's SIG step (Table 1: batch 256, K = 1024, the 2 x 100
   MLP on 10-d noise, Normal conditional).
+- `gan_si_toy`: GAN-SI with the Table 1 networks (2 x 100 MLP generator,
+  1 x 100 discriminator, batch 256, 2-D grid data, `sig_weight="auto"`,
+  Normal conditional 0.1): the GAN-SI step without convolutions.
 - `dcgan_si`: DCGAN-SI at CIFAR-10 shapes (batch 64, 32x32x3, the DCGAN
   networks, `sig_weight="auto"`).
+- `dcgan`: plain DCGAN, the same networks without the SIG term (reference:
+  how much of the XLA / graph ratio the convolutions alone make).
 - `wgan_gp_si`: WGAN-GP-SI at the same shapes (5 critic steps per call).
 
 `--bare` adds, for `sig`, the same step written as a bare `tf.function` loop
@@ -61,13 +66,27 @@ def make_dcgan_si():
     return model, _images(64), 64, "g_loss"
 
 
+def make_dcgan():
+    model = GAN(networks.dcgan_generator(128), networks.dcgan_discriminator(), 128, seed=0)
+    return model, _images(64), 64, "g_loss"
+
+
+def make_gan_si_toy():
+    model = GAN(networks.mlp_generator(10, 2), networks.mlp_discriminator(2), 10,
+                sig_weight="auto", conditional=NormalConditional(0.1), data_range=None,
+                seed=0)
+    data = datasets.gaussian_grid(std=0.1).sample(256 * 20, seed=0).astype("float32")
+    return model, data, 256, "g_loss"
+
+
 def make_wgan_gp_si():
     model = WGANGP(networks.dcgan_generator(128), networks.dcgan_critic(), 128,
                    critic_steps=5, sig_weight="auto", seed=0)
     return model, _images(64), 64, "g_loss"
 
 
-MODELS = {"sig": make_sig, "dcgan_si": make_dcgan_si, "wgan_gp_si": make_wgan_gp_si}
+MODELS = {"sig": make_sig, "gan_si_toy": make_gan_si_toy, "dcgan_si": make_dcgan_si,
+          "dcgan": make_dcgan, "wgan_gp_si": make_wgan_gp_si}
 
 
 def build(name, jit_compile, steps_per_execution):
