@@ -17,6 +17,7 @@ XLA's Philox stream (XLA never matched the non-XLA stream).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # Keras casts int64 seeds to int32 with `floormod(seed, int32.max - 1)`.
@@ -31,8 +32,8 @@ def stateless_seed(seed):
     """
     if isinstance(seed, keras.random.SeedGenerator):
         seed = seed.next()
-    elif isinstance(seed, int) and not isinstance(seed, bool):
-        seed = tf.constant([seed, 0], tf.int64)
+    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        seed = tf.constant([int(seed), 0], tf.int64)
     else:
         raise ValueError(
             "`seed` must be an int or a `keras.random.SeedGenerator`; "
