@@ -20,8 +20,16 @@ Models:
   how much of the XLA / graph ratio the convolutions alone make).
 - `wgan_gp_si`: WGAN-GP-SI at the same shapes (5 critic steps per call).
 
+`--noise` times the SIG step's noise draw (1024 x 10 normals from a
+`SeedGenerator`) with `keras.random.normal` and with
+`sig_keras.utils.random.normal`, in graph mode and under XLA.
+
 `--bare` adds, for `sig`, the same step written as a bare `tf.function` loop
-(graph and XLA), and reports `fit`'s step against it.
+(graph and XLA), and the model's own `train_step` in a plain `tf.function`
+loop (without Keras' `train_function` around it), and reports each, and
+`fit`'s step, against the bare loop: what the model's step costs beyond the
+math, and what Keras' per-call dispatch adds (amortised by
+`steps_per_execution`).
 
     python benchmarks/xla_step.py --models sig --steps 30 --rounds 9 --bare
     python benchmarks/xla_step.py --models dcgan_si,wgan_gp_si --steps 3 --rounds 5
@@ -140,11 +148,53 @@ def build_bare_sig(jit_compile, steps_per_execution):
     return run, "loss"
 
 
+def build_train_step(name, jit_compile, steps_per_execution):
+    """The model's own `train_step` in a plain `tf.function` loop, without
+    Keras' `train_function` (its per-call dispatch) around it."""
+    keras.utils.set_random_seed(0)
+    model, data, batch_size, key = MODELS[name]()
+    model.compile(jit_compile=jit_compile)
+    model.build()
+    model.optimizer.build(model.trainable_variables)
+    iterator = iter(tf.data.Dataset.from_tensor_slices(data).batch(
+        batch_size, drop_remainder=True).repeat().prefetch(2))
+    step = tf.function(model.train_step, jit_compile=jit_compile)
+
+    @tf.function
+    def run():
+        logs = step(next(iterator))
+        for _ in tf.range(steps_per_execution - 1):
+            logs = step(next(iterator))
+        return logs
+
+    return run, key
+
+
+def noise_timings(rounds, calls):
+    """Median ms of drawing the SIG step's 1024 x 10 normals from a
+    `SeedGenerator`: `keras.random.normal` and `sig_keras.utils.random.normal`
+    (Philox), each in graph mode and under XLA."""
+    draws = {}
+    for label, draw in (("keras.random.normal", keras.random.normal),
+                        ("utils.random.normal (Philox)", random_lib.normal)):
+        for mode, jit in (("graph", False), ("XLA", True)):
+            seed = keras.random.SeedGenerator(0)
+            fn = tf.function(lambda draw=draw, seed=seed: {"x": draw((1024, 10), seed=seed)},
+                             jit_compile=jit)
+            time_calls(fn, "x", 2)
+            draws[f"{label}, {mode}"] = (fn, [])
+    for _ in range(rounds):
+        for fn, times in draws.values():
+            times.append(time_calls(fn, "x", calls))
+    for label, (_, times) in draws.items():
+        print(f"noise {label:36s} {np.median(times) * 1e3:7.3f} ms")
+
+
 def time_calls(call, key, calls):
     start = time.perf_counter()
     for _ in range(calls):
         logs = call()
-    float(logs[key])  # wait for the result
+    np.asarray(logs[key])  # wait for the result
     return (time.perf_counter() - start) / calls
 
 
@@ -154,6 +204,8 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="calls per round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--noise", action="store_true",
+                        help="also time the step's noise draw, keras.random vs Philox")
     parser.add_argument("--bare", action="store_true",
                         help="sig: also time the step as a bare tf.function loop")
     args = parser.parse_args()
@@ -166,12 +218,16 @@ def main():
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     print(f"{args.rounds} interleaved rounds of {args.steps} calls, "
           f"steps_per_execution {spe}")
+    if args.noise:
+        noise_timings(args.rounds, args.steps)
     for name in names:
         configs = [("graph", lambda: build(name, False, spe)),
                    ("xla", lambda: build(name, True, spe))]
         if name == "sig" and args.bare:
             configs += [("bare graph", lambda: build_bare_sig(False, spe)),
-                        ("bare xla", lambda: build_bare_sig(True, spe))]
+                        ("bare xla", lambda: build_bare_sig(True, spe)),
+                        ("train_step graph", lambda: build_train_step(name, False, spe)),
+                        ("train_step xla", lambda: build_train_step(name, True, spe))]
         runs = {}
         for label, make in configs:
             call, key = make()
@@ -188,13 +244,17 @@ def main():
               f"XLA {np.median(xla) * 1e3:8.2f} ms/step   XLA / graph median "
               f"{np.median(ratio):.3f} (range {ratio.min():.3f}-{ratio.max():.3f}, "
               f"goal <= 1.0)")
-        for label in ("bare graph", "bare xla"):
+        for label in ("bare graph", "bare xla", "train_step graph", "train_step xla"):
             if label in times:
-                fit_label = label.split()[1]
-                ratio = times[fit_label] / times[label]
+                mode = label.split()[1]
+                bare = times[f"bare {mode}"]
+                ratio = times[label] / bare
+                fit_ratio = times[mode] / bare
+                shown = ratio if label.startswith("train_step") else fit_ratio
+                what = "/ bare" if label.startswith("train_step") else "fit / bare"
                 print(f"{'':11s} {label}: {np.median(times[label]) * 1e3:.2f} ms/step; "
-                      f"fit / bare ({fit_label}) median {np.median(ratio):.3f} "
-                      f"(range {ratio.min():.3f}-{ratio.max():.3f})")
+                      f"{what} median {np.median(shown):.3f} "
+                      f"(range {shown.min():.3f}-{shown.max():.3f})")
 
 if __name__ == "__main__":
     main()
