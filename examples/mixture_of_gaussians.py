@@ -62,7 +62,7 @@ DEFAULTS = {
     "sig": dict(steps=24000, batch_size=256, lr=3e-3),
     "gan": dict(steps=16000, batch_size=256, lr=1e-3),
     "vae": dict(steps=64000, batch_size=256, lr=2e-3),  # see build_vae
-    "veegan": dict(steps=24000, batch_size=500, lr=1e-3),  # see build_veegan
+    "veegan": dict(steps=36000, batch_size=500, lr=1e-3),  # see build_veegan
     "unrolled_gan": dict(steps=10000, batch_size=256, lr=1e-3),
 }
 # Steps run inside one tf.function call: small models are dominated by
@@ -206,11 +206,13 @@ def build_veegan(args, seed, steps, lr, strategy):
     #   shared by every Table 1 model (the notebook uses 254-d), weight 1 gave
     #   13 modes at 24k steps, 3 gave 20-21, 4 gave 18 and 21 (seeds 0, 1),
     #   10 collapsed (2 modes at 12k).
-    # - 24k steps (DEFAULTS; the notebook runs 100k): 12k gave 18 modes (seed
-    #   0). Seeds 0 and 1 at 36k: 21 and 24 modes, at 48k: 25 and 23; but over
-    #   5 seeds 48k gave 20.6 +- 3.1 modes (16 to 25, one seed partly
-    #   collapsed: 0.61 high quality), the mean of 24k (20.6 +- 1.0) with three
-    #   times the spread, at twice the cost.
+    # - 36k steps (DEFAULTS; the notebook runs 100k), five seeds each: 24k
+    #   gave 20.6 +- 1.0 modes, 0.896 high quality; 36k 23.0 +- 2.1 modes
+    #   (21, 24, 25, 25, 20), 0.887 +- 0.086; 48k 20.6 +- 3.1 (16 to 25, one
+    #   seed partly collapsed: 0.61 high quality); 48k at lr 5e-4: 19 modes
+    #   (seed 0, stopped). 12k gave 18 modes (seed 0).
+    # - Tried and dropped (std 0.1): the notebook's 254-d noise with weight 1
+    #   (10 modes, seed 0) and a 2-d noise (0 or 1 mode in each of seeds 0-3).
     model = models.VEEGAN(
         networks.mlp_generator(LATENT_DIM, DATA_DIM),
         networks.mlp_discriminator(DATA_DIM + LATENT_DIM, hidden_units=(128, 128)),
