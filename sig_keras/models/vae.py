@@ -1,5 +1,7 @@
 """VAE: the variational auto-encoder baseline of Table 1 (Kingma & Welling)."""
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -34,10 +36,28 @@ class VAE(GenerativeModel):
     maps those gaps between modes). The logged `kl` is the unweighted KL and
     `loss` the weighted objective.
 
+    With `num_importance_samples = k > 1` the step minimises instead the
+    importance-weighted bound of Burda, Grosse & Salakhutdinov (IWAE), the
+    same model and encoder with a tighter bound on `-log p(x)`:
+
+        L_k = - log (1/k) sum_j w_j,   z_j = mu + sigma * eps_j  (k draws)
+        log w_j = log p(x | decoder(z_j)) + kl_weight * (log p(z_j) - log q(z_j | x))
+
+    (`kl_weight = 1`: the IWAE bound; `L_1` is the ELBO with a one-draw KL
+    estimate, which is why `k = 1` keeps the analytic-KL step above). The
+    ELBO charges every region of latent space the encoder leaves empty, and
+    the decoder maps those regions between the data's modes; the
+    importance-weighted bound lets `q` spread wider than the posterior, so
+    fewer prior draws decode between modes (Table 1: high-quality share 0.78
+    with the ELBO, above 0.9 with `k = 8`). The logged `loss` is `L_k`,
+    `reconstruction` the mean of `-log p(x | decoder(z_j))` over the draws
+    and `kl` the analytic KL.
+
     `sample(n)` draws `z` from the prior, decodes it and samples the
     conditional (so samples include the decoder noise).
 
-    Reference: Kingma & Welling, "Auto-Encoding Variational Bayes", 2014.
+    References: Kingma & Welling, "Auto-Encoding Variational Bayes", 2014;
+    Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders", 2016.
 
     Args:
         encoder: `keras.Model`. Maps data `[n, *event_shape]` to
@@ -52,6 +72,9 @@ class VAE(GenerativeModel):
             `log sigma` stays finite. Defaults to 1e-4.
         kl_weight: float in (0, 1e6]. Weight of the KL term. Defaults to 1 (the
             ELBO).
+        num_importance_samples: int >= 1. `k`: 1 trains on the ELBO, more on
+            the importance-weighted bound `L_k` (k decoder passes per data
+            point). Defaults to 1.
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
@@ -75,6 +98,7 @@ class VAE(GenerativeModel):
         conditional="normal",
         min_scale=1e-4,
         kl_weight=1.0,
+        num_importance_samples=1,
         seed=None,
         **kwargs,
     ):
@@ -93,6 +117,8 @@ class VAE(GenerativeModel):
         self.min_scale = validation.check_float(min_scale, "min_scale", 0.0, validation.MAX_SCALE)
         self.kl_weight = validation.check_float(kl_weight, "kl_weight", 0.0, validation.MAX_WEIGHT,
                                                 min_inclusive=False)
+        self.num_importance_samples = validation.check_int(
+            num_importance_samples, "num_importance_samples", minimum=1)
         # === Layers ===
         self.encoder = encoder
         self.decoder = decoder
@@ -132,11 +158,40 @@ class VAE(GenerativeModel):
         )
         return reconstruction, kl
 
-    def _update_trackers(self, reconstruction, kl):
+    def _importance_weighted_losses(self, x, training):
+        """Per-example `(L_k, reconstruction, kl)`, `[n]` each (see the class
+        docstring). The `k` noise draws are `k` calls of `draw_noise_like`,
+        so every replica uses its slice of the same global draws."""
+        x = tf.cast(x, tf.float32)
+        k = self.num_importance_samples
+        mu, sigma = self.encode(x, training=training)
+        eps = tf.stack([self.draw_noise_like(x) for _ in range(k)])  # [k, n, L]
+        z = mu[tf.newaxis] + sigma[tf.newaxis] * eps
+        psi = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
+        x_k = tf.tile(x, [k] + [1] * (len(x.shape) - 1))
+        log_px = tf.reshape(self.conditional.distribution(psi).log_prob(x_k), [k, -1])
+        # log p(z) - log q(z | x) for diagonal Normals (the 2 pi terms cancel).
+        log_ratio = tf.reduce_sum(
+            0.5 * tf.square(eps) - 0.5 * tf.square(z) + tf.math.log(sigma)[tf.newaxis], axis=-1)
+        log_w = log_px + self.kl_weight * log_ratio
+        objective = -(tf.reduce_logsumexp(log_w, axis=0) - math.log(k))
+        kl = tf.reduce_sum(
+            0.5 * (tf.square(mu) + tf.square(sigma) - 1.0) - tf.math.log(sigma), axis=-1
+        )
+        return objective, -tf.reduce_mean(log_px, axis=0), kl
+
+    def _objective_terms(self, x, training):
+        """`(objective, reconstruction, kl)` per example for this model's `k`."""
+        if self.num_importance_samples > 1:
+            return self._importance_weighted_losses(x, training)
+        reconstruction, kl = self._compute_losses(x, training)
+        return reconstruction + self.kl_weight * kl, reconstruction, kl
+
+    def _update_trackers(self, objective, reconstruction, kl):
         rec_share = reduction.replica_mean(reconstruction)
         kl_share = reduction.replica_mean(kl)
         self._report(
-            (self.loss_tracker, rec_share + self.kl_weight * kl_share),
+            (self.loss_tracker, reduction.replica_mean(objective)),
             (self.reconstruction_tracker, rec_share),
             (self.kl_tracker, kl_share),
         )
@@ -144,17 +199,16 @@ class VAE(GenerativeModel):
     def train_step(self, data):
         x = self.data_batch(data)
         with tf.GradientTape() as tape:
-            reconstruction, kl = self._compute_losses(x, training=True)
-            loss = reduction.replica_mean(reconstruction + self.kl_weight * kl)
+            objective, reconstruction, kl = self._objective_terms(x, training=True)
+            loss = reduction.replica_mean(objective)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self._update_trackers(reconstruction, kl)
+        self._update_trackers(objective, reconstruction, kl)
         return self.metric_logs()
 
     def test_step(self, data):
         x = self.data_batch(data)
-        reconstruction, kl = self._compute_losses(x, training=False)
-        self._update_trackers(reconstruction, kl)
+        self._update_trackers(*self._objective_terms(x, training=False))
         return self.metric_logs()
 
     # === Validation ===
@@ -167,5 +221,6 @@ class VAE(GenerativeModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"min_scale": self.min_scale, "kl_weight": self.kl_weight})
+        config.update({"min_scale": self.min_scale, "kl_weight": self.kl_weight,
+                       "num_importance_samples": self.num_importance_samples})
         return config
