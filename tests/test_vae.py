@@ -58,6 +58,53 @@ def test_loss_matches_hand_computation():
     assert reconstruction.shape == (8,) and np.all(np.isfinite(reconstruction.numpy()))
 
 
+def test_importance_weighted_bound_matches_numpy(monkeypatch):
+    keras.utils.set_random_seed(0)
+    k, kl_weight = 5, 0.7
+    model = _vae(num_importance_samples=k, kl_weight=kl_weight)
+    x = tf.constant(h.grid_data(6))
+    eps = np.random.default_rng(3).normal(size=(k, 6, LATENT)).astype("float32")
+    draws = iter(eps)
+    monkeypatch.setattr(model, "draw_noise_like", lambda x: tf.constant(next(draws)))
+    objective, reconstruction, kl = model._importance_weighted_losses(x, training=False)
+
+    mu, sigma = (t.numpy().astype(np.float64) for t in model.encode(x))
+    z = mu[None] + sigma[None] * eps
+    means = model.decoder(z.reshape(-1, LATENT).astype("float32")).numpy().reshape(k, 6, -1)
+    scale = model.conditional.scale_value.numpy()
+    xs = x.numpy().astype(np.float64)
+    log_px = np.sum(-0.5 * ((xs[None] - means) / scale) ** 2 - np.log(scale)
+                    - 0.5 * np.log(2 * np.pi), axis=-1)
+    log_pz = np.sum(-0.5 * z**2 - 0.5 * np.log(2 * np.pi), axis=-1)
+    log_qz = np.sum(-0.5 * eps.astype(np.float64)**2 - np.log(sigma)[None]
+                    - 0.5 * np.log(2 * np.pi), axis=-1)
+    log_w = log_px + kl_weight * (log_pz - log_qz)
+    bound = -(np.log(np.mean(np.exp(log_w - log_w.max(0)), axis=0)) + log_w.max(0))
+    np.testing.assert_allclose(objective.numpy(), bound, rtol=1e-4)
+    np.testing.assert_allclose(reconstruction.numpy(), -log_px.mean(0), rtol=1e-4)
+    assert kl.shape == (6,)
+
+
+def test_importance_weighted_bound_is_tighter_than_the_elbo():
+    # E[L_k] <= E[L_1] (Burda et al., Theorem 1): averaged over many draws.
+    keras.utils.set_random_seed(0)
+    model = _vae(num_importance_samples=8)
+    x = tf.constant(np.repeat(h.grid_data(4), 500, axis=0))
+    reconstruction, kl = model._compute_losses(x, training=False)  # one draw
+    iw, _, _ = model._importance_weighted_losses(x, training=False)
+    assert float(tf.reduce_mean(iw)) < float(tf.reduce_mean(reconstruction + kl))
+
+
+def test_importance_weighted_training_fits_and_round_trips():
+    keras.utils.set_random_seed(0)
+    model = _vae(num_importance_samples=4)
+    model.compile(**_adam(1e-2))
+    history = model.fit(h.batched(h.grid_data(64), 16), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    clone = h.run_serialization_test(model)
+    assert clone.num_importance_samples == 4
+
+
 def test_samples_include_conditional_noise():
     keras.utils.set_random_seed(0)
     model = _vae()
@@ -74,7 +121,8 @@ def test_samples_include_conditional_noise():
 
 test_bad_options_raise = h.bad_options_test(
     _vae, ("min_scale", -1.0), ("kl_weight", 0.0), ("kl_weight", "big"),
-    ("conditional", "laplace"))
+    ("conditional", "laplace"), ("num_importance_samples", 0),
+    ("num_importance_samples", 2.5))
 
 
 def test_bad_networks_raise():
