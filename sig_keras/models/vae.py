@@ -11,6 +11,13 @@ from sig_keras.models.generative_model import GenerativeModel
 from sig_keras.utils import validation
 
 
+def _normal_kl(mu, sigma):
+    """`KL(N(mu, diag(sigma^2)) || N(0, I))` per example, `[n]` (analytic)."""
+    return tf.reduce_sum(
+        0.5 * (tf.square(mu) + tf.square(sigma) - 1.0) - tf.math.log(sigma), axis=-1
+    )
+
+
 @keras.saving.register_keras_serializable(package="sig_keras")
 class VAE(GenerativeModel):
     """Variational auto-encoder with a Gaussian encoder, trained with `model.fit`.
@@ -153,10 +160,7 @@ class VAE(GenerativeModel):
         z = mu + sigma * eps
         psi = self.decoder(z, training=training)
         reconstruction = -self.conditional.distribution(psi).log_prob(x)
-        kl = tf.reduce_sum(
-            0.5 * (tf.square(mu) + tf.square(sigma) - 1.0) - tf.math.log(sigma), axis=-1
-        )
-        return reconstruction, kl
+        return reconstruction, _normal_kl(mu, sigma)
 
     def _importance_weighted_losses(self, x, training):
         """Per-example `(L_k, reconstruction, kl)`, `[n]` each (see the class
@@ -175,10 +179,7 @@ class VAE(GenerativeModel):
             0.5 * tf.square(eps) - 0.5 * tf.square(z) + tf.math.log(sigma)[tf.newaxis], axis=-1)
         log_w = log_px + self.kl_weight * log_ratio
         objective = -(tf.reduce_logsumexp(log_w, axis=0) - math.log(k))
-        kl = tf.reduce_sum(
-            0.5 * (tf.square(mu) + tf.square(sigma) - 1.0) - tf.math.log(sigma), axis=-1
-        )
-        return objective, -tf.reduce_mean(log_px, axis=0), kl
+        return objective, -tf.reduce_mean(log_px, axis=0), _normal_kl(mu, sigma)
 
     def _objective_terms(self, x, training):
         """`(objective, reconstruction, kl)` per example for this model's `k`."""
