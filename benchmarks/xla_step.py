@@ -97,6 +97,12 @@ MODELS = {"sig": make_sig, "gan_si_toy": make_gan_si_toy, "dcgan_si": make_dcgan
           "dcgan": make_dcgan, "wgan_gp_si": make_wgan_gp_si}
 
 
+def batches(data, batch_size):
+    """An endless iterator over full batches of `data`, in order."""
+    return iter(tf.data.Dataset.from_tensor_slices(data).batch(
+        batch_size, drop_remainder=True).repeat().prefetch(2))
+
+
 def build(name, jit_compile, steps_per_execution):
     """`(call, output key)`: `call()` runs one `train_function` call."""
     keras.utils.set_random_seed(0)
@@ -108,9 +114,7 @@ def build(name, jit_compile, steps_per_execution):
     else:
         model.optimizer.build(model.trainable_variables)
     model.make_train_function()
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(
-        batch_size, drop_remainder=True).repeat().prefetch(2)
-    iterator = iter(dataset)
+    iterator = batches(data, batch_size)
     return (lambda: model.train_function(iterator)), key
 
 
@@ -125,8 +129,7 @@ def build_bare_sig(jit_compile, steps_per_execution):
     optimizer = keras.optimizers.Adam()
     optimizer.build(generator.trainable_variables)
     seed = keras.random.SeedGenerator(0)
-    iterator = iter(tf.data.Dataset.from_tensor_slices(data).batch(
-        batch_size, drop_remainder=True).repeat().prefetch(2))
+    iterator = batches(data, batch_size)
 
     @tf.function(jit_compile=jit_compile)
     def step(x):
@@ -156,8 +159,7 @@ def build_train_step(name, jit_compile, steps_per_execution):
     model.compile(jit_compile=jit_compile)
     model.build()
     model.optimizer.build(model.trainable_variables)
-    iterator = iter(tf.data.Dataset.from_tensor_slices(data).batch(
-        batch_size, drop_remainder=True).repeat().prefetch(2))
+    iterator = batches(data, batch_size)
     step = tf.function(model.train_step, jit_compile=jit_compile)
 
     @tf.function
