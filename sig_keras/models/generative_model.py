@@ -11,7 +11,9 @@ function. Models with a generator and a discriminator optimizer build on
 """
 
 import copy
+import json
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -22,19 +24,27 @@ from sig_keras.utils import random as random_lib
 from sig_keras.utils import validation
 
 
-def _first_batch(x):
-    """A concrete numpy batch from what the user handed to `fit`, or None."""
+def _first_batch(x, argument="x"):
+    """A concrete numpy batch from what the user handed to `fit` (checked by
+    `validation.data_array`), or None for generators and `PyDataset`s."""
     if isinstance(x, tf.data.Dataset):
+        if x.cardinality() == 0:
+            raise ValueError(f"The dataset passed to `fit` as `{argument}` is empty.")
         for element in x.take(1):
             data, _, _ = keras.utils.unpack_x_y_sample_weight(element)
-            return np.asarray(data)
-        raise ValueError("The dataset passed to `fit` is empty.")
-    if isinstance(x, (np.ndarray, tf.Tensor)) or hasattr(x, "__array__"):
-        return np.asarray(x)
+            return validation.data_array(data, f"the first batch of `{argument}`")
+        raise ValueError(f"The dataset passed to `fit` as `{argument}` is empty.")
+    if isinstance(x, keras.utils.PyDataset):
+        if x.num_batches == 0:
+            raise ValueError(f"The PyDataset passed to `fit` as `{argument}` is empty.")
+        return None
+    if isinstance(x, (np.ndarray, tf.Tensor, list, tf.RaggedTensor, tf.SparseTensor)) or (
+            hasattr(x, "__array__")):
+        return validation.data_array(x, argument)
     return None
 
 
-def _data_spec_shape(x):
+def _data_spec_shape(x, argument="x"):
     if isinstance(x, tf.data.Dataset):
         spec = x.element_spec
         if isinstance(spec, (tuple, list)):
@@ -44,8 +54,28 @@ def _data_spec_shape(x):
                 "Generative models take a dataset of data tensors (or (x, y) "
                 f"tuples); got a dataset of dicts with keys {sorted(spec)}."
             )
+        if isinstance(spec, (tf.RaggedTensorSpec, tf.SparseTensorSpec)):
+            kind = "ragged" if isinstance(spec, tf.RaggedTensorSpec) else "sparse"
+            raise ValueError(
+                f"The dataset passed to `fit` as `{argument}` holds {kind} tensors; "
+                "generative models take dense data with one shape per point. Pad "
+                "the points to one shape (e.g. `dataset.map(lambda x: x.to_tensor())`)."
+            )
         return tuple(spec.shape)
     return None
+
+
+def _keras_file_class(path):
+    """The class name of the model saved in the `.keras` file `path`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        return str(config["class_name"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} cannot be read as a .keras file ({type(error).__name__}: {error}): "
+            "it is corrupt or cut short."
+        ) from None
 
 
 class GenerativeModel(keras.Model):
@@ -79,6 +109,7 @@ class GenerativeModel(keras.Model):
         self.seed = None if seed is None else validation.check_int(seed, "seed")
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._data_guard = True
+        self._guard_point_shape = None  # set by `fit`: the shape of a data point
 
     # === Compile ===
 
@@ -212,16 +243,31 @@ class GenerativeModel(keras.Model):
         """Draws `n` samples of `x` from the model.
 
         Args:
-            n: int. Number of samples.
+            n: int. Number of samples. The noise `[n, latent_dim]` and the
+                generator outputs must each have at most
+                `sig_keras.utils.validation.MAX_ELEMENTS` (2^31 - 1) elements:
+                draw more in batches.
             seed: int or None. An int gives the same samples every time (and
                 after a save/load round trip); None advances the model's
                 `SeedGenerator`.
         """
-        n = validation.check_int(n, "n", minimum=1)
+        n = self._check_draw_count(n, hint=" Draw the samples in batches.")
         if seed is not None:
             seed = validation.check_int(seed, "seed")
         noise = self.draw_noise(n, seed)
         return self._samples_from_noise(noise, self._conditional_seed(seed))
+
+    def _check_draw_count(self, n, name="n", hint=""):
+        """`n` as an int, or `ValueError` unless it is a positive integer whose
+        noise `[n, latent_dim]` and generator outputs (when their shape is
+        known) fit in `validation.MAX_ELEMENTS` elements each."""
+        n = validation.check_int(n, name, minimum=1)
+        validation.check_num_elements((n, self.latent_dim), name, "noise", hint)
+        outputs = getattr(self.generator, "outputs", None)
+        if outputs:
+            validation.check_num_elements((n,) + tuple(outputs[0].shape[1:]), name,
+                                          "generator outputs", hint)
+        return n
 
     def call(self, noise, training=False):
         return self.generator(noise, training=training)
@@ -242,7 +288,10 @@ class GenerativeModel(keras.Model):
         magnitudes for SIG and VAE conditionals; `data_range` for adversarial
         models) and stops `fit` / `evaluate` with an error naming the
         requirement, the offending value and the step, before any weight is
-        updated. This covers tensors, `tf.data` datasets, Python generators,
+        updated. It also checks that the batch's points have the shape the
+        model takes (read from the generator when `fit` starts), so a stream
+        whose data width changes stops with both shapes named. This covers
+        tensors, `tf.data` datasets, Python generators,
         `keras.utils.PyDataset` and `validation_data` alike. Set
         `model.data_guard = False` to skip it (the README gives its measured
         cost). XLA does not run assertions: for a model compiled with
@@ -275,9 +324,19 @@ class GenerativeModel(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         if not self._data_guard:
             return x
+        what = f"{type(self).__name__} training data"
+        if self._guard_point_shape is not None:
+            x = validation.assert_point_shape(
+                x, self._guard_point_shape, step=self.optimizer.iterations, what=what)
         return validation.assert_all(
-            x, self.data_requirements(x), step=self.optimizer.iterations,
-            what=f"{type(self).__name__} training data")
+            x, self.data_requirements(x), step=self.optimizer.iterations, what=what)
+
+    def _point_shape(self):
+        """Shape of one data point the model takes, from its generator's output."""
+        out = self._output_shape()
+        if self._samples_from_conditional:
+            return self.conditional.event_shape_from_params(out)
+        return out
 
     # === Data validation ===
 
@@ -333,28 +392,51 @@ class GenerativeModel(keras.Model):
                 f"{role} takes inputs of shape {net_shape}."
             )
 
+    def _check_fit_data(self, x, argument, name):
+        """`x` after the checks `fit` runs on it before training (a Python list
+        of numbers comes back as a float32 array); `argument` and `name` name
+        it in messages."""
+        spec_shape = _data_spec_shape(x, argument)
+        if spec_shape is not None and len(spec_shape) > 1 and None not in spec_shape[1:]:
+            self.check_data_shape(spec_shape[1:], name)
+        batch = _first_batch(x, argument)
+        if batch is not None:
+            self.check_data_shape(batch.shape[1:], name)
+            self.check_data(batch, name)
+            if isinstance(x, list):
+                return batch
+        return x
+
+    def _check_validation_data(self, data):
+        """`validation_data` (an array, a dataset, or an `(x,)`, `(x, y)` or
+        `(x, y, sample_weight)` tuple) after the checks of training data."""
+        if isinstance(data, tuple) and data:
+            x = self._check_fit_data(data[0], "validation_data", "validation_data")
+            return (x,) + data[1:]
+        return self._check_fit_data(data, "validation_data", "validation_data")
+
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, after checking the data's shape and values.
 
-        The check runs before any training step: on the whole array for
-        arrays, on the first batch for `tf.data` datasets.
+        The check runs before any training step, on `x` and on
+        `validation_data`: on the whole array for arrays (a Python list of
+        numbers is converted to a float32 array), on the first batch for
+        `tf.data` datasets. Empty data, ragged or sparse tensors and
+        non-numeric values raise `ValueError` naming the argument.
         """
-        spec_shape = _data_spec_shape(x)
-        if spec_shape is not None and len(spec_shape) > 1 and None not in spec_shape[1:]:
-            self.check_data_shape(spec_shape[1:])
-        batch = _first_batch(x)
-        if batch is not None:
-            if batch.ndim < 2:
-                raise ValueError(
-                    "Data must have a batch axis and at least one data axis; "
-                    f"got shape {batch.shape}."
-                )
-            self.check_data_shape(batch.shape[1:])
-            self.check_data(batch)
+        x = self._check_fit_data(x, "x", "data")
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._check_validation_data(kwargs["validation_data"])
         # The model has no data-shaped `call`: build it from its generator, or
         # Keras' symbolic build under a strategy calls it on a data batch.
         if not self.built:
             self.build()
+        point_shape = self._point_shape()
+        if point_shape != self._guard_point_shape:
+            # The steps check batches against this shape: trace them again.
+            self._guard_point_shape = point_shape
+            self.train_function = None
+            self.test_function = None
         if isinstance(x, tf.data.Dataset):
             # A dataset brings its own order; Keras would warn that its
             # default `shuffle=True` is ignored.
@@ -375,6 +457,7 @@ class GenerativeModel(keras.Model):
         def check(*element):
             element = element[0] if len(element) == 1 else element
             data, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
+            data = validation.assert_point_shape(data, self._guard_point_shape, what=what)
             data = validation.assert_all(data, self.data_requirements(data), what=what)
             return keras.utils.pack_x_y_sample_weight(data, y, sample_weight)
 
@@ -428,6 +511,31 @@ class GenerativeModel(keras.Model):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """`keras.Model.load_weights`, with errors naming the file and the classes.
+
+        A `.keras` file of another model class raises `ValueError` naming the
+        file, the class it holds and this model's class, before any weight is
+        assigned; a file that cannot be read or whose weights do not fit
+        raises `ValueError` naming the file and this model's class.
+        """
+        path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
+        expected = type(self).__name__
+        if path is not None and path.endswith(".keras") and os.path.isfile(path):
+            found = _keras_file_class(path)
+            if found != expected:
+                raise ValueError(
+                    f"{path} holds a {found} model, but this model is a {expected}: "
+                    f"load it with `keras.saving.load_model({path!r})`."
+                )
+        try:
+            return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"The weights in {path or filepath!r} cannot be loaded into this "
+                f"{expected}: {error}"
+            ) from None
 
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
         """Writes a SavedModel whose endpoints turn noise into samples.

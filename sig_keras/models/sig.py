@@ -33,7 +33,10 @@ class SIG(GenerativeModel):
             `p(x | psi)`.
         latent_dim: int. Width of the noise `eps`.
         num_samples: int. `K`, the number of generated `psi` per step (global,
-            across replicas). Larger is a tighter bound. Defaults to 1000.
+            across replicas). Larger is a tighter bound. The `[K, latent_dim]`
+            noise and the `K` generator outputs must each have at most
+            `sig_keras.utils.validation.MAX_ELEMENTS` (2^31 - 1) elements.
+            Defaults to 1000.
         seed: int or None. Seed of the model's `SeedGenerator`.
         gather_psi: bool. Only matters with several replicas. True splits the
             generator's work across replicas and all-gathers `psi` (`K x P`
@@ -74,6 +77,8 @@ class SIG(GenerativeModel):
         # === Layers ===
         self.generator = generator
         self.conditional = conditionals_lib.get(conditional)
+        # Each step draws `num_samples` noise vectors and psi at once.
+        self._check_draw_count(self.num_samples, "num_samples")
         # === Trackers ===
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
@@ -111,8 +116,17 @@ class SIG(GenerativeModel):
     # === Sampling ===
 
     def sample_mixing(self, n, seed=None):
-        """Draws `n` mixing parameters `psi = generator(eps)`."""
-        return self.generator(self.draw_noise(int(n), seed), training=False)
+        """Draws `n` mixing parameters `psi = generator(eps)`.
+
+        Args:
+            n: int. Number of draws (checked as in `sample`).
+            seed: int or None. An int gives the same draws every time; None
+                advances the model's `SeedGenerator`.
+        """
+        n = self._check_draw_count(n, hint=" Draw psi in batches.")
+        if seed is not None:
+            seed = validation.check_int(seed, "seed")
+        return self.generator(self.draw_noise(n, seed), training=False)
 
     # === Config ===
 

@@ -9,9 +9,15 @@ before anything is built or trained:
   optionally within a range whose ends may be open;
 - `check_choice`: one of a listed set of options;
 - `check_writable_directory`: a directory that exists (or can be created) and
-  that this process can write to.
+  that this process can write to;
+- `check_num_elements`: a tensor shape within `MAX_ELEMENTS`, so that a size
+  too large for memory is refused with the size named, not met by an
+  out-of-memory or dimension error deep in TensorFlow;
+- `data_array`: data handed to `fit` as an array of numbers (a Python list is
+  converted; ragged and sparse tensors, ragged lists, strings and empty
+  arrays are refused).
 
-In-graph checks (`assert_all`) build the data guard of the models: in eager
+In-graph checks (`assert_all`, `assert_point_shape`) build the data guard of the models: in eager
 mode they raise `ValueError`, inside a `tf.function` they are
 `tf.debugging.Assert` ops (an `InvalidArgumentError` when they fail) that the
 guarded tensor depends on, so nothing computed from it runs first.
@@ -35,6 +41,10 @@ MAX_DATA_MAGNITUDE = 1e12
 # Loss weights (GAN-SI's lambda, the gradient penalty, KL and reconstruction
 # weights) beyond this make float32 losses overflow on ordinary data.
 MAX_WEIGHT = 1e6
+# Largest tensor a model draws or produces in one call, in elements: 2^31 - 1,
+# the largest size TensorFlow's int32-indexed kernels address (8 GiB of
+# float32). `check_num_elements` refuses larger noise and sample draws.
+MAX_ELEMENTS = 2**31 - 1
 
 
 def check_int(value, name, minimum=None, maximum=None):
@@ -128,6 +138,106 @@ def check_writable_directory(path, name="directory", create=True):
     except OSError as error:
         raise ValueError(f"`{name}` {path!r} is not writable: {error}") from None
     return path
+
+
+def check_num_elements(shape, name, what="tensor", hint=""):
+    """Raises `ValueError` if a tensor of `shape` has over `MAX_ELEMENTS` elements.
+
+    Args:
+        shape: sequence of ints (None entries, unknown sizes, are skipped).
+        name: str. The argument that sets the size, for the message.
+        what: str. What the tensor is ("noise", "samples").
+        hint: str. What to do instead, appended to the message.
+    """
+    dims = [int(d) for d in shape if d is not None]
+    count = math.prod(dims)
+    if count > MAX_ELEMENTS:
+        raise ValueError(
+            f"`{name}` asks for {what} of shape {tuple(dims)}: {count:,} elements "
+            f"({4 * count / 2**30:,.0f} GiB of float32), over the limit of "
+            f"{MAX_ELEMENTS:,} elements a single tensor may have.{hint}"
+        )
+
+
+def data_array(x, name="x"):
+    """Concrete data for `fit` as a numpy array of numbers, checked.
+
+    A Python list (or nested lists) of numbers is converted to a float32
+    array. Raises `ValueError` naming `name` for ragged or sparse tensors,
+    ragged lists, non-numeric values (strings, objects) and arrays without
+    data points (a first axis of size 0) or without values per point.
+    """
+    if isinstance(x, (tf.RaggedTensor, tf.SparseTensor)):
+        raise ValueError(
+            f"`{name}` is a {type(x).__name__}; generative models take dense data "
+            "with one shape per point. Pad the points to one shape (e.g. "
+            "`x.to_tensor()`), or pass a dense array."
+        )
+    if isinstance(x, list):
+        try:
+            array = np.asarray(x)
+        except ValueError:
+            raise ValueError(
+                f"`{name}` is a ragged Python list (its points have different "
+                "lengths); pass an array with one shape per point."
+            ) from None
+        if array.size and array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"`{name}` must be a list of numbers; got elements of dtype "
+                f"{array.dtype} (e.g. {array.flat[0]!r})."
+            )
+        x = array.astype(np.float32)
+    array = np.asarray(x)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must hold numbers; got dtype {array.dtype}.")
+    if array.ndim and array.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: it has no data points (shape {array.shape}).")
+    if array.ndim < 2:
+        raise ValueError(
+            f"`{name}` must have a batch axis and at least one data axis; got "
+            f"shape {array.shape}."
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` has data points without values (shape {array.shape}).")
+    return array
+
+
+def assert_point_shape(tensor, point_shape, step=None, what="data"):
+    """Returns `tensor` after checking that its points (every axis but the
+    first) have shape `point_shape` (the shape check of the data guard).
+
+    A static mismatch raises `ValueError` at once (also while tracing a
+    step); a shape known only at run time (a `tf.data` stream of
+    `[None, None]` batches) is checked by a `tf.debugging.Assert` that the
+    returned tensor depends on, whose message names both shapes and the step.
+    """
+    point_shape = tuple(int(d) for d in point_shape)
+    static = tensor.shape
+    if static.rank is not None:
+        found = tuple(static[1:])
+        if len(found) != len(point_shape) or any(
+                f is not None and f != e for f, e in zip(found, point_shape)):
+            where = ""
+            if step is not None and tf.executing_eagerly():
+                where = f" at step {int(step)}"
+            shown = tuple("?" if d is None else d for d in found)
+            raise ValueError(
+                f"The {what} has points of shape {shown}{where}, but the model "
+                f"takes points of shape {point_shape}."
+            )
+        if None not in found:
+            return tensor
+    found = tf.shape(tensor)[1:]
+    ok = tf.cond(
+        tf.equal(tf.size(found), len(point_shape)),
+        lambda: tf.reduce_all(tf.equal(found, tf.constant(point_shape, tf.int32))),
+        lambda: tf.constant(False))
+    data = [f"The {what} has points of shape", found,
+            f"but the model takes points of shape {list(point_shape)}"]
+    if step is not None:
+        data += ["at step", step]
+    with tf.control_dependencies([tf.debugging.Assert(ok, data)]):
+        return tf.identity(tensor)
 
 
 def assert_all(tensor, checks, step=None, what="data"):
