@@ -53,6 +53,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -241,8 +242,13 @@ def check_backup_dir(parser, directory, settings=None):
     path = os.path.join(directory, Backup.SETTINGS)
     if settings is None or not os.path.exists(path):
         return
-    with open(path) as f:
-        saved = json.load(f)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as error:
+        parser.error(f"--backup-dir {directory}: {path} cannot be read ({error}); it is "
+                     "corrupt or cut short. Nothing was deleted: delete the directory to "
+                     "start fresh, or use another one")
     settings = json.loads(json.dumps(settings))  # as saved (tuples become lists)
     if saved != settings:
         diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
@@ -264,6 +270,9 @@ class Backup:
     integer `save_freq` the batches it had trained in the interrupted epoch
     are read and skipped, with `"epoch"` the interrupted epoch is trained
     again. `complete()` deletes the directory when the script is done.
+    A saved file that cannot be read (a result or checkpoint that is corrupt
+    or cut short, a checkpoint of another model class) raises `ValueError`
+    naming it and what to delete to start fresh; nothing is deleted.
 
     Layout: run `key` checkpoints in `<dir>/<key>` and keeps its finished
     result in `<dir>/<key>-result-worker<i><suffix>`, or, with
@@ -294,7 +303,7 @@ class Backup:
         self.suffix = suffix
         self.per_run_folder = per_run_folder
         if directory:
-            os.makedirs(directory, exist_ok=True)
+            validation.check_writable_directory(directory, "directory")
             if settings is not None:
                 write_json(os.path.join(directory, self.SETTINGS), settings)
 
@@ -332,11 +341,19 @@ class Run:
         if self.result_path is None or not os.path.exists(self.result_path):
             return None
         print(f"{self.label}: finished before, read from {self.result_path}", flush=True)
-        if self.backup.suffix == ".npz":
-            with np.load(self.result_path) as f:
-                return {k: f[k] for k in f.files}
-        with open(self.result_path) as f:
-            return json.load(f)
+        try:
+            if self.backup.suffix == ".npz":
+                with np.load(self.result_path) as f:
+                    return {k: f[k] for k in f.files}
+            with open(self.result_path) as f:
+                return json.load(f)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{self.label}: the saved result {self.result_path} cannot be read "
+                f"({type(error).__name__}: {error}); it is corrupt or cut short. "
+                f"Nothing was deleted: delete {self.result_path} to train this run "
+                f"again, or the directory {self.backup.directory} to start fresh."
+            ) from None
 
     def save(self, result):
         """Keeps the finished run's `result` (atomically; nothing without a backup)."""

@@ -86,6 +86,13 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
     depends only on the epoch (a `tf.data` pipeline without unseeded
     shuffling, or arrays with `shuffle=False`) and `enable_determinism` is on.
 
+    A checkpoint that cannot be restored (a corrupt or cut-short file, one
+    written by another callback, or one of another model class, whose class
+    the checkpoint records) raises `ValueError` at the start of `fit`, before
+    the first step, naming the file, the model class it holds and the one
+    being trained, and the directory to delete to start fresh. Nothing is
+    deleted.
+
     A state is saved only if the step's logs and all variables are finite;
     after a non-finite value, nothing more is saved and the last good
     checkpoint is kept when `fit` returns (whatever `delete_checkpoint`).
@@ -156,26 +163,49 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
         path = self.checkpoint_path
         if not os.path.exists(path):
             return
-        with h5py.File(path, "r") as f:
-            if _EXTRA_GROUP not in f:
-                raise ValueError(
-                    f"{path} was not written by FaultTolerantBackup; point "
-                    "`backup_dir` at a directory used only by this callback."
-                )
-            group = f[_EXTRA_GROUP]
-            epoch = int(group.attrs["epoch"])
-            batches = int(group.attrs["batches_done"])
-            seeds = [group[f"seed_{i}"][()] for i in range(
-                int(group.attrs["num_seed_generators"])
-            )]
+        expected = type(self.model).__name__
+        try:
+            with h5py.File(path, "r") as f:
+                if _EXTRA_GROUP not in f:
+                    raise ValueError(
+                        f"{path} was not written by FaultTolerantBackup; point "
+                        "`backup_dir` at a directory used only by this callback. "
+                        + self._start_fresh()
+                    )
+                group = f[_EXTRA_GROUP]
+                found = group.attrs.get("model_class")
+                found = None if found is None else str(found)
+                epoch = int(group.attrs["epoch"])
+                batches = int(group.attrs["batches_done"])
+                seeds = [group[f"seed_{i}"][()] for i in range(
+                    int(group.attrs["num_seed_generators"])
+                )]
+        except (OSError, KeyError) as error:
+            raise ValueError(
+                f"The checkpoint {path} cannot be read as a FaultTolerantBackup "
+                f"checkpoint of this {expected} ({type(error).__name__}: {error}): "
+                f"the file is corrupt or cut short. {self._start_fresh()}"
+            ) from None
+        if found is not None and found != expected:
+            raise ValueError(
+                f"The checkpoint {path} holds a {found} model, but the model being "
+                f"trained is a {expected}. {self._start_fresh()}"
+            )
+        written_by = f"a {found}" if found is not None else "a different model"
         generators = seed_generators(self.model)
         if len(generators) != len(seeds):
             raise ValueError(
                 f"The checkpoint {path} holds {len(seeds)} SeedGenerator "
-                f"states but the model has {len(generators)}: it was written "
-                "by a different model."
+                f"states but this {expected} has {len(generators)}: it was written "
+                f"by {written_by}. {self._start_fresh()}"
             )
-        self.model.load_weights(path)
+        try:
+            self.model.load_weights(path)
+        except (ValueError, OSError, KeyError) as error:
+            raise ValueError(
+                f"The checkpoint {path} does not fit this {expected} (it was written "
+                f"by {written_by}): {error} {self._start_fresh()}"
+            ) from None
         for sg, state in zip(generators, seeds):
             sg.state.assign(state)
         self.model._initial_epoch = epoch
@@ -186,6 +216,14 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
                 "Resuming in the middle of an epoch needs steps_per_execution=1; "
                 "use save_freq='epoch' with steps_per_execution > 1."
             )
+
+    def _start_fresh(self):
+        """What to do about a checkpoint that cannot be restored."""
+        return (
+            "Nothing was deleted. To start fresh, delete the directory "
+            f"{self.backup_dir} (or pass another `backup_dir`); to resume it, "
+            "train the model that wrote it."
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -268,6 +306,7 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
             generators = seed_generators(self.model)
             with h5py.File(tmp, "a") as f:
                 group = f.create_group(_EXTRA_GROUP)
+                group.attrs["model_class"] = type(self.model).__name__
                 group.attrs["epoch"] = int(self._epoch)
                 group.attrs["batches_done"] = int(self._batches_done)
                 group.attrs["num_seed_generators"] = len(generators)
