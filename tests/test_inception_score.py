@@ -233,14 +233,14 @@ def test_stacked_mnist_wrong_channels():
         metric.update_state(np.zeros((2, 28, 28, 1), np.float32))
 
 
-@pytest.mark.parametrize("probs", [
-    [[1.2, -0.2], [0.5, 0.5]],       # negative "probability"
-    [[0.3, 0.3], [0.5, 0.5]],        # does not sum to 1
-    [[np.nan, 1.0], [0.5, 0.5]],     # NaN
+@pytest.mark.parametrize("probs, message", [
+    ([[1.2, -0.2], [0.5, 0.5]], "not a probability vector per example"),  # negative
+    ([[0.3, 0.3], [0.5, 0.5]], "not a probability vector per example"),   # sum is not 1
+    ([[np.nan, 1.0], [0.5, 0.5]], r"classifier outputs NaN or inf values \(1 of 4\)"),
 ])
-def test_update_from_probs_rejects_non_probabilities(probs):
+def test_update_from_probs_rejects_non_probabilities(probs, message):
     metric = InceptionScore(classifier=_classifier(num_classes=2), splits=1, num_classes=2)
-    with pytest.raises(ValueError, match="not a probability vector per example"):
+    with pytest.raises(ValueError, match=message):
         metric.update_state_from_probs(np.array(probs, np.float32))
     assert float(tf.reduce_sum(metric.counts)) == 0  # nothing accumulated
 

@@ -85,7 +85,8 @@ def to_probabilities(outputs, from_logits=None, tol=1e-3):
     outputs with any value outside [0, 1] are logits (softmax). Values all in
     [0, 1] whose rows do not sum to 1 (e.g. per-class sigmoids) are neither:
     `ValueError` in eager mode (an assertion error in a graph). `True`/`False`
-    force the reading (False still checks).
+    force the reading (False still checks). NaN or inf outputs are reported as
+    such, whatever `from_logits`.
     """
     outputs = tf.cast(tf.convert_to_tensor(outputs), tf.float32)
     if outputs.shape.rank != 2 or (outputs.shape[1] is not None and outputs.shape[1] < 2):
@@ -93,11 +94,23 @@ def to_probabilities(outputs, from_logits=None, tol=1e-3):
             "The classifier must return a [N, C] vector of class probabilities or "
             f"logits with C >= 2; got shape {outputs.shape}."
         )
+    finite = tf.reduce_all(tf.math.is_finite(outputs))
+    non_finite = ("The classifier outputs NaN or inf values: the classifier (or the "
+                  "images given to it) produce non-finite numbers.")
+    if tf.executing_eagerly():
+        if not bool(finite):
+            bad = int(tf.reduce_sum(tf.cast(~tf.math.is_finite(outputs), tf.int32)))
+            raise ValueError(
+                f"The classifier outputs NaN or inf values ({bad} of "
+                f"{int(tf.size(outputs))}): the classifier (or the images given to "
+                "it) produce non-finite numbers.")
+    else:
+        with tf.control_dependencies([tf.debugging.Assert(finite, [non_finite])]):
+            outputs = tf.identity(outputs)
     if from_logits:
         return tf.nn.softmax(outputs, axis=-1)
     in_unit = tf.reduce_all((outputs >= -tol) & (outputs <= 1.0 + tol))
     sums_one = tf.reduce_all(tf.abs(tf.reduce_sum(outputs, axis=1) - 1.0) <= tol)
-    finite = tf.reduce_all(tf.math.is_finite(outputs))
     is_prob = in_unit & sums_one
     valid = finite & (is_prob if from_logits is False else (is_prob | ~in_unit))
     message = (

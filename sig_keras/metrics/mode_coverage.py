@@ -7,6 +7,21 @@ import tensorflow as tf
 from sig_keras.utils import validation
 
 
+def _numbers(value, name):
+    """`value` as a float32 array, or `ValueError` naming `name` unless it
+    holds only numbers (strings, None or ragged nesting are refused)."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"`{name}` must be an array of numbers; got {value!r:.200}"
+            + ("" if array is None else f" (dtype {array.dtype})") + "."
+        )
+    return array.astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="sig_keras")
 class ModeCoverage(keras.metrics.Metric):
     """Modes captured, high-quality share and mode KL of generated samples.
@@ -44,7 +59,7 @@ class ModeCoverage(keras.metrics.Metric):
     def __init__(self, centers, std, weights=None, threshold=3.0, capture_share=0.02,
                  name="mode_coverage", **kwargs):
         super().__init__(name=name, **kwargs)
-        centers = np.asarray(centers, np.float32)
+        centers = _numbers(centers, "centers")
         if centers.ndim != 2 or centers.shape[0] < 1:
             raise ValueError(f"`centers` must have shape [M, D]; got {centers.shape}.")
         if not np.all(np.isfinite(centers)):
@@ -53,7 +68,7 @@ class ModeCoverage(keras.metrics.Metric):
         num_modes = centers.shape[0]
         if weights is None:
             weights = np.full(num_modes, 1.0 / num_modes)
-        weights = np.asarray(weights, np.float64)
+        weights = _numbers(weights, "weights").astype(np.float64)
         if weights.shape != (num_modes,) or np.any(weights <= 0) or not np.all(np.isfinite(weights)):
             raise ValueError(
                 f"`weights` must be {num_modes} positive numbers (one per centre); "
