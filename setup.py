@@ -9,6 +9,7 @@ setup(
     description="Semi-implicit generative models (SIG, GAN-SI) for TensorFlow/Keras 3",
     long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     packages=find_packages(include=["sig_keras", "sig_keras.*"]),
     python_requires=">=3.10",
     install_requires=[

@@ -31,9 +31,9 @@ grows.
 
 Threads: by default each op runs on one thread and two ops run at once
 (`--intra-op-threads 1 --inter-op-threads 2`). These steps are made of small
-ops, for which splitting one op over both cores costs more than it gains: on
-this 2-core CPU one thread per op makes the 1-replica DCGAN-SI step about 25%
-faster, and with TensorFlow's default (one thread per core per op) two
+ops, for which splitting one op over both cores costs more than it gains
+(one thread per op makes the 1-replica DCGAN-SI step faster on a 2-core
+CPU), and with TensorFlow's default (one thread per core per op) two
 replicas oversubscribe the cores, which the overhead figure would then
 mostly measure. `--intra-op-threads 0 --inter-op-threads 0` restores
 TensorFlow's defaults.
@@ -41,7 +41,7 @@ TensorFlow's defaults.
 Host memory: glibc's malloc by default gives the free top of every arena
 back to the kernel after each step, which several replicas (allocating from
 several threads, hence several arenas) pay for in page faults every step. The
-benchmark measures the setting the README recommends for CPU hosts: it calls
+benchmark measures the setting recommended for CPU hosts: it calls
 `sig_keras.distribute.set_malloc_top_pad(64 MiB)` (the `MALLOC_TOP_PAD_`
 setting) before any model is built. `--malloc-top-pad-mib 0` leaves glibc's
 defaults alone (the toy SIG step's overhead is then about twice as large).

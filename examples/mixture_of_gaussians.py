@@ -56,8 +56,8 @@ from sig_keras.utils import validation  # noqa: E402
 LATENT_DIM = 10
 DATA_DIM = 2
 
-# Per-model defaults: (steps, batch size, learning rate). Measured to fit the
-# 90 s per seed budget on a 2-core CPU (see README).
+# Per-model defaults: (steps, batch size, learning rate); docs/results.md
+# shows the Table 1 runs they give.
 DEFAULTS = {
     "sig": dict(steps=24000, batch_size=256, lr=3e-3),
     "gan": dict(steps=16000, batch_size=256, lr=1e-3),
@@ -74,11 +74,6 @@ EPOCHS = 10
 # VEEGAN / PacGAN grid protocol (std 0.05): 2,500 samples, a mode is captured
 # with at least one high-quality sample. Reported for every run beside Table 1.
 SMALL_PROTOCOL_SAMPLES = 2500
-PUBLISHED_SMALL = {  # VEEGAN paper, Table 1, 2-D grid (std 0.05): modes, high quality
-    "gan": ("3.3", "0.005"),
-    "unrolled_gan": ("23.6", "0.16"),
-    "veegan": ("24.6", "0.40"),
-}
 
 # Held-out SIG bound: K draws of psi, on --heldout-samples fresh grid points
 # drawn with HELDOUT_SEED (training data uses seeds 0 .. --seeds - 1).
@@ -167,23 +162,12 @@ def build_gan(args, seed, steps, lr, strategy):
 
 
 def build_vae(args, seed, steps, lr, strategy):
-    # The VAE's own Table 1 settings (measured on this grid, std 0.1, one seed
-    # each; high-quality share at 16k steps with the 10-d latent and the ELBO:
-    # 0.665): a 2-d latent (0.691; the decoder is the shared 2 x 100 generator
-    # on 2-d noise), KL weight 2 (0.718 with the 2-d latent; 4: 0.722, 8:
-    # 0.710), 32k steps (0.733 with weight 1; 0.759 +- 0.005 with weight 2 over
-    # 5 seeds). Two seeds each at 64k steps: weight 2 0.775, weight 3 0.780
-    # (DEFAULTS: 64k steps, weight 3); batch 512 instead of 256: 0.775. A
-    # learned decoder scale (it settled at 0.102: 0.661) and a 0.05 decoder
-    # scale (0.619) did not help; decoding means only, without the decoder
-    # noise, gained ~0.03 (not used: samples are draws of the model, as SIG's).
-    # The decoder scale is annealed like SIG's conditional (a sharp, fixed
-    # 0.1 decoder from the start leaves prior samples between the modes).
-    # All of the above train on the ELBO, whose plateau is ~0.78. The same
-    # model and encoder trained on the importance-weighted bound with k = 8
-    # draws (IWAE; kl_weight 1, the bound itself) gave 0.958 (seed 0, 64k
-    # steps): DEFAULTS. `num_importance_samples=1, kl_weight=3.0` restores the
-    # ELBO row.
+    # A 2-d latent (the decoder is the shared 2 x 100 generator on 2-d noise),
+    # the decoder scale annealed like SIG's conditional (a fixed 0.1 decoder
+    # from the start leaves prior samples between the modes), and the
+    # importance-weighted bound with 8 draws (KL weight 1, the bound itself);
+    # `num_importance_samples=1, kl_weight=3.0` trains on the ELBO instead.
+    # Settings and steps: the sweep in docs/results.md ("Ablations").
     latent = 2
     model = models.VAE(
         networks.mlp_encoder(DATA_DIM, 2 * latent),
@@ -197,27 +181,14 @@ def build_vae(args, seed, steps, lr, strategy):
 
 
 def build_veegan(args, seed, steps, lr, strategy):
-    # Settings, and where they come from (the authors' 2-D notebook,
-    # VEEGAN_2D_RING.ipynb in github akashgit/VEEGAN, and our measurements on
-    # this grid, std 0.1, one or two seeds each):
-    # - Gaussian reconstructor N(F(x), 1): the notebook's (the model's default).
-    #   The deterministic F(x) used before let the discriminator separate the
-    #   pairs from z alone: 0.8 modes of 25.
-    # - Discriminator 2 x 128 ReLU on concat(x, z): the notebook's width; the
-    #   1 x 100 GAN discriminator gave 0 modes at 12k steps, 2 x 128 gave 9.
-    # - Adam(1e-3, beta_1=0.5) for both networks, batch 500 (DEFAULTS): the
-    #   notebook's. The earlier discriminator rate of lr / 10 is gone.
-    # - Reconstruction weight 3 (the notebook: 1). Ours: with the 10-d noise
-    #   shared by every Table 1 model (the notebook uses 254-d), weight 1 gave
-    #   13 modes at 24k steps, 3 gave 20-21, 4 gave 18 and 21 (seeds 0, 1),
-    #   10 collapsed (2 modes at 12k).
-    # - 36k steps (DEFAULTS; the notebook runs 100k), five seeds each: 24k
-    #   gave 20.6 +- 1.0 modes, 0.896 high quality; 36k 23.0 +- 2.1 modes
-    #   (21, 24, 25, 25, 20), 0.887 +- 0.086; 48k 20.6 +- 3.1 (16 to 25, one
-    #   seed partly collapsed: 0.61 high quality); 48k at lr 5e-4: 19 modes
-    #   (seed 0, stopped). 12k gave 18 modes (seed 0).
-    # - Tried and dropped (std 0.1): the notebook's 254-d noise with weight 1
-    #   (10 modes, seed 0) and a 2-d noise (0 or 1 mode in each of seeds 0-3).
+    # Settings, following the authors' 2-D notebook (VEEGAN_2D_RING.ipynb in
+    # github akashgit/VEEGAN) unless noted:
+    # - Gaussian reconstructor N(F(x), 1), the model's default.
+    # - Discriminator 2 x 128 ReLU on concat(x, z), the notebook's width.
+    # - Adam(1e-3, beta_1=0.5) for both networks, batch 500 (DEFAULTS).
+    # - Reconstruction weight 3 (the notebook: 1, with its 254-d noise; here
+    #   the 10-d noise every Table 1 model shares) and 36k steps (DEFAULTS;
+    #   the notebook runs 100k): the sweeps in docs/results.md ("Ablations").
     model = models.VEEGAN(
         networks.mlp_generator(LATENT_DIM, DATA_DIM),
         networks.mlp_discriminator(DATA_DIM + LATENT_DIM, hidden_units=(128, 128)),
@@ -388,11 +359,6 @@ def format_table(summary, args, entropy=None):
         ["model", "modes / 25", "high-quality share", "KL"],
         [[name] + [fmt[k].format(*s[k + "_2500"]) for k in ("modes", "high_quality", "kl")]
          for name, s in summary.items()])
-    published = [n for n in summary if n in PUBLISHED_SMALL]
-    if args.std == 0.05 and published:
-        lines += [""] + experiment.markdown_table(
-            ["(VEEGAN paper, std 0.05)", "modes / 25", "high-quality share", ""],
-            [[name, *PUBLISHED_SMALL[name], ""] for name in published])
     if args.std == 0.1:
         lines += [""] + experiment.markdown_table(
             ["(paper, std 0.1)", "modes / 25", "high-quality share", "KL", ""],

@@ -273,7 +273,7 @@ def test_mixture_jit_compile_follows_keras_auto_by_default():
 
 def test_mixture_trains_exactly_the_requested_steps(tmp_path, monkeypatch, capsys):
     # 250 steps: Keras runs whole executions, so 10 epochs of 25 steps in
-    # 100-step calls used to train 1000 steps (--steps 200: 1000 too).
+    # 100-step calls would train 1000 steps (--steps 200: 1000 too).
     from sig_keras import experiment
 
     mog = _example("mixture_of_gaussians")

@@ -166,7 +166,7 @@ def test_sample_weight_is_rejected():
 
 
 @pytest.mark.parametrize("samples, message", [
-    (np.zeros((4, 3)), r"shape \[N, 2\]"),          # wrong width (was reshaped silently)
+    (np.zeros((4, 3)), r"shape \[N, 2\]"),          # wrong width, not reshaped
     (np.zeros((2, 2, 2)), r"shape \[N, 2\]"),       # wrong rank
     (np.array([[0.0, np.nan]]), "NaN or inf"),
 ])

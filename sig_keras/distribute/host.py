@@ -14,11 +14,11 @@ def set_malloc_top_pad(num_bytes=64 << 20):
     so glibc's malloc serves them from per-thread arenas, and by default it
     gives the free top of each arena's heap back to the kernel after every
     step. The next step faults those pages back in, zero-filled, and the
-    unmapping interrupts the other cores (TLB shoot-downs). On this project's
-    2-core CPU that kernel work was most of the cost of a second replica on
-    small steps (`benchmarks/strategy_overhead.py`; the README gives the
-    measurements). A top pad makes glibc keep
-    that much free memory per arena instead. One device is barely affected;
+    unmapping interrupts the other cores (TLB shoot-downs). On a small CPU
+    host that kernel work is most of the cost of a second replica on small
+    steps (`benchmarks/strategy_overhead.py`, docs/benchmarks.md). A top
+    pad makes glibc keep that much free memory per arena instead. One
+    device is barely affected;
     tensors on GPUs are not malloc'ed by glibc, but the host side of their
     steps is.
 

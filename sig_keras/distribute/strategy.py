@@ -103,7 +103,7 @@ def get_strategy(name="default", devices=None, cross_device_ops=None):
             `tf.distribute.ReductionToOneDevice()` is used: replicas on one
             host share memory, and the collective executor's per-call cost
             dominated small steps (`benchmarks/strategy_overhead.py
-            --collective` measures it; the README has the figures). CPU hosts
+            --collective` measures it; figures in docs/benchmarks.md). CPU hosts
             should also call `set_malloc_top_pad`.
 
     Raises:

@@ -364,8 +364,8 @@ class FeatureBuffer:
     x86 TensorFlow's default oneDNN CPU allocator keeps freed blocks in its
     pool (they are not returned to the system, and a larger request cannot
     reuse them), so the process keeps several times the final capacity
-    resident (figures in the README). `reset()` keeps the allocation (only
-    the count goes to 0), so a refilled buffer does not grow again.
+    resident. `reset()` keeps the allocation (only the count goes to 0), so
+    a refilled buffer does not grow again.
 
     Args:
         num_features: int. Width `d`.

@@ -14,7 +14,7 @@ shift, the mean of the first batch (float32, kept in a variable); at
     m = sum g / N,   mu = c + m,   S = (sum g g^T - N m m^T) / (N - 1)
 
 (the covariance does not depend on the shift). Each batch's `g^T g` is a
-float32 matmul (about 2.4 times faster on CPU than TensorFlow's float64 one)
+float32 matmul (much faster on CPU than TensorFlow's float64 one)
 added to the float64 sum. Shifting first is what keeps it accurate: `g` is
 exact in float32 (a difference of nearby float32 numbers), small when the
 features sit far from 0, so neither the products nor the final

@@ -17,7 +17,7 @@ reported too (population, `ddof=0`, as torch-fidelity).
 KID needs all features, not streaming sums: they are kept in a growing
 float32 buffer (`tf.Variable` of dynamic shape), eagerly and in
 `tf.function`: `n d` floats per set when `capacity=n` is given, else the
-capacity doubles when full and the process keeps about 3 times that (see
+capacity doubles when full and the process keeps several times that (see
 `FeatureBuffer`). Subsets are
 drawn with stateless random numbers from `seed`, so `result()` has no side
 effect and gives the same value on the same features; `subset_indices`
@@ -80,8 +80,8 @@ class KernelDistance(StoredFeatureMetric):
         capacity: int or None. Samples per set to allocate room for up
             front (see `FeatureBuffer`): with the number you will feed, the
             features take `capacity * d` floats per set; without it the
-            buffers double as they fill, and the process keeps about 3 times
-            as much. Defaults to None.
+            buffers double as they fill, and the process keeps several
+            times as much. Defaults to None.
 
     Example:
     >>> kid = KernelDistance(feature_extractor="identity", num_features=64,

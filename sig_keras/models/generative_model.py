@@ -293,8 +293,8 @@ class GenerativeModel(keras.Model):
         whose data width changes stops with both shapes named. This covers
         tensors, `tf.data` datasets, Python generators,
         `keras.utils.PyDataset` and `validation_data` alike. Set
-        `model.data_guard = False` to skip it (the README gives its measured
-        cost). XLA does not run assertions: for a model compiled with
+        `model.data_guard = False` to skip it (its cost: docs/benchmarks.md).
+        XLA does not run assertions: for a model compiled with
         `jit_compile=True`, `fit` runs the same checks on every element of a
         `tf.data` dataset in the input pipeline instead (the message then
         names no step), and arrays are checked whole before training; Python

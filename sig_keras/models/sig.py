@@ -44,8 +44,8 @@ class SIG(GenerativeModel):
             on all `K` noise vectors on every replica (R times the generator
             work, no communication for `psi`), for generators cheaper than a
             collective's latency (e.g. across slow links); measure it for
-            your setup (`benchmarks/strategy_overhead.py`, figures in the
-            README). Defaults to True.
+            your setup (`benchmarks/strategy_overhead.py`, figures in
+            docs/benchmarks.md). Defaults to True.
 
     Example:
     >>> gen = sig_keras.networks.mlp_generator(latent_dim=10, output_dim=2)

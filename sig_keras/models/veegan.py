@@ -41,8 +41,8 @@ class VEEGAN(AdversarialModel):
       With the mean, `(x, F(x))` lies on a `data_dim`-dimensional surface of
       the joint space while `(G(z), z)` spans `latent_dim` dimensions: the
       discriminator separates the two from `z` alone and its gradient tells
-      the generator nothing about the data (an earlier version did this and
-      found under one of the 25 grid modes).
+      the generator nothing about the data (on the 25-Gaussian grid such a
+      model finds under one mode).
     - Reconstruction distance: `d(z, x) = -log F(z | x)` up to its constant,
       `||z - F(G(z))||^2 / (2 s^2)`, weight `reconstruction_weight` (1 in the
       paper and the notebook, whose generator loss is

@@ -4,16 +4,17 @@
 `tf.random.stateless_normal` with the algorithm left to TensorFlow
 ("auto_select"). Outside XLA that is Philox on CPUs and GPUs. Inside an
 XLA-compiled function (`jit_compile=True`, Keras' "auto" on GPUs) it becomes
-XLA's default bit generator, which on this project's CPU benchmark costs
-about 6 ms for 1024 x 10 normals against 0.7 ms with Philox, and made the XLA
-SIG step twice the non-XLA one (README, "Speed with XLA").
+XLA's default bit generator, which on CPUs is several times slower than
+Philox and a large share of a small step such as SIG's
+(`python benchmarks/xla_step.py --noise`; docs/benchmarks.md).
 
 These functions take the same seeds as `keras.random` (an int, or a
 `keras.random.SeedGenerator`, advanced by one draw) and turn them into the
 same int32 stateless seed, then ask for Philox explicitly. Outside XLA the
 numbers are bit-for-bit those of `keras.random.normal` / `uniform` (tests pin
-it), so seeded training reproduces across this change; under XLA they are
-XLA's Philox stream (XLA never matched the non-XLA stream).
+it), so a seeded run gives the same numbers with either; under XLA they are
+XLA's Philox stream, which differs from the non-XLA stream (so does XLA's
+default generator).
 """
 
 import keras
