@@ -80,7 +80,8 @@ def test_keras_round_trip_with_both_optimizers(tmp_path):
                                num_samples=4, seed=3)
     assert isinstance(loaded, GAN)
     assert loaded.sig_weight == "auto" and loaded.conditional.scale == 0.3
-    np.testing.assert_allclose(loaded.auto_ratio.numpy(), model.auto_ratio.numpy())
+    np.testing.assert_allclose(loaded.auto_norms.numpy(), model.auto_norms.numpy())
+    assert loaded.sig_num_samples is None
     # Training resumes.
     loaded.fit(h.images(8), batch_size=8, verbose=0)
     assert int(loaded.d_optimizer.iterations.numpy()) == 3
@@ -159,3 +160,77 @@ def test_loss_argument_rejected():
 def test_latent_dim_mismatch():
     with pytest.raises(ValueError, match="noise dimension"):
         GAN(h.tiny_image_generator(), h.tiny_image_discriminator(), latent_dim=3)
+
+
+# === sig_num_samples: K > N generated samples in the SIG term ===
+
+
+@h.fit_modes
+def test_fit_modes_with_more_sig_samples_than_the_batch(fit_mode):
+    h.run_fit_modes_test(
+        _gan("auto", sig_num_samples=24), fit_mode, h.images(16), batch_size=8,
+        expected_logs={"d_loss", "g_loss", "sig_loss", "sig_weight"},
+        iterations={"optimizer": 2, "d_optimizer": 2}, moved=("discriminator", "generator"),
+    )
+
+
+def test_extra_sig_samples_are_constants_and_scale_the_gradient():
+    model = _gan(0.5, sig_num_samples=20)
+    model.build()
+    fake = model.generator(model.draw_noise(8, seed=0), training=True)
+    extra, factor = model._extra_sig_samples(fake)
+    assert tuple(extra.shape) == (12,) + tuple(fake.shape[1:])
+    assert factor == pytest.approx(20 / 8)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        extra, _ = model._extra_sig_samples(fake)
+        total = tf.reduce_sum(extra)
+    assert all(g is None for g in tape.gradient(total, model.generator.trainable_variables))
+    # K equal to the batch: no extra pass.
+    assert _gan(0.5, sig_num_samples=8)._extra_sig_samples(fake) == (None, 1.0)
+    assert _gan(0.5)._extra_sig_samples(fake) == (None, 1.0)
+
+
+def test_sig_gradient_with_extra_samples_is_the_exact_partial_derivative():
+    """The batch's SIG gradient is dL_K/dpsi_k over the K samples (times K/N):
+    the same partial derivatives as when all K are differentiated."""
+    import tensorflow as tf
+
+    from sig_keras.losses import semi_implicit_loss
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(6, 5)), tf.float32)
+    psi = tf.constant(rng.normal(size=(10, 5)), tf.float32)
+    cond = NormalConditional(0.7)
+    with tf.GradientTape() as tape:
+        tape.watch(psi)
+        full = tape.gradient(semi_implicit_loss(x, psi, cond), psi)
+    batch = tf.Variable(psi[:4])
+    with tf.GradientTape() as tape:
+        loss = semi_implicit_loss(x, tf.concat([batch, tf.stop_gradient(psi[4:])], 0), cond)
+    np.testing.assert_allclose(tape.gradient(loss, batch).numpy(), full[:4].numpy(), rtol=1e-5)
+
+
+def test_sig_num_samples_round_trip_and_errors(tmp_path):
+    model = _gan("auto", sig_num_samples=24)
+    assert model.get_config()["sig_num_samples"] == 24
+    assert GAN.from_config(model.get_config()).sig_num_samples == 24
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="sig_num_samples"):
+            _gan("auto", sig_num_samples=bad)
+    small = _gan("auto", sig_num_samples=4)
+    small.compile()
+    with pytest.raises(ValueError, match="sig_num_samples.*at least the global batch"):
+        small.fit(h.images(8), batch_size=8, verbose=0)
+
+
+def test_mirrored_step_with_extra_sig_samples_equals_single_device(two_cpu_strategy):
+    def make():
+        return h.compiled(_gan("auto", sig_num_samples=16),
+                          d_optimizer=keras.optimizers.SGD(0.1),
+                          g_optimizer=keras.optimizers.SGD(0.1))
+
+    keras.utils.set_random_seed(0)
+    h.run_mirrored_matches_single_device_test(
+        make, two_cpu_strategy, h.batched(h.images(8), 8), logs_atol=1e-4)

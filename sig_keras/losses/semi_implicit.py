@@ -87,7 +87,7 @@ def check_sig_weight(sig_weight):
 
 
 def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, sig_weight,
-                                          ratio_ema=None, auto_scale=1.0,
+                                          norm_ema=None, auto_scale=1.0,
                                           auto_momentum=0.99, epsilon=1e-12):
     """GAN-SI generator gradient `g_adv + lambda g_SIG` with respect to the fakes.
 
@@ -103,12 +103,17 @@ def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, si
       cross-entropy term are on the same scale". The scale that matters for
       training is that of the gradients, so
 
-          lambda = auto_scale * EMA( ||g_adv|| / (||g_SIG|| + epsilon) ),
+          lambda = auto_scale * EMA(||g_adv||) / (EMA(||g_SIG||) + epsilon),
 
-      norms over the whole global batch (all-reduced across replicas), the
-      EMA with momentum `auto_momentum`, started at the first ratio (a
-      `ratio_ema` of 0 means "no ratio yet"). When `||g_SIG|| = 0` the ratio
-      is undefined and the EMA is left as it is (lambda stays finite).
+      norms over the whole global batch (all-reduced across replicas), each
+      EMA with momentum `auto_momentum` and started at the first step's norm
+      (`norm_ema` of zeros means "no step yet"). The ratio of the two
+      averages, not the average of per-step ratios: with a sharp conditional
+      the SIG gradient lands on the few generated samples nearest to some
+      data point, and a step where those get almost no weight has
+      `||g_SIG||` near 0; a per-step ratio would then be astronomically large
+      and an average of ratios would carry it for hundreds of steps. A step
+      with `||g_SIG|| = 0` leaves both averages as they are.
 
     Pure function: the EMA state is passed in and returned (a model keeps it
     in a non-trainable variable). Nothing here is differentiated.
@@ -117,28 +122,29 @@ def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, si
         adversarial_gradient: `dL_adv/dpsi`, this replica's `[N, ...]`.
         sig_gradient: `dL_hat_SIG/dpsi`, same shape.
         sig_weight: "auto" or a float >= 0.
-        ratio_ema: float32 scalar, the EMA of the ratio so far (0 before the
-            first step). Required with "auto"; returned unchanged otherwise.
+        norm_ema: float32 `[2]`, the EMAs of `||g_adv||` and `||g_SIG||` so
+            far (zeros before the first step). Required with "auto";
+            returned unchanged otherwise.
         auto_scale: float > 0. The "auto" multiplier. Defaults to 1.
         auto_momentum: float in [0, 1). EMA momentum. Defaults to 0.99.
-        epsilon: float. Added to `||g_SIG||`. Defaults to 1e-12.
+        epsilon: float. Added to the EMA of `||g_SIG||`. Defaults to 1e-12.
 
     Returns:
-        `(combined_gradient, lambda, new_ratio_ema)`; `lambda` is a float32
+        `(combined_gradient, lambda, new_norm_ema)`; `lambda` is a float32
         scalar.
     """
     if sig_weight != "auto":
         lam = tf.constant(check_sig_weight(sig_weight), tf.float32)
-        return adversarial_gradient + lam * sig_gradient, lam, ratio_ema
-    if ratio_ema is None:
-        raise ValueError("`sig_weight='auto'` needs `ratio_ema` (0 before the first step).")
-    ratio_ema = tf.convert_to_tensor(ratio_ema, tf.float32)
-    adv_norm, sig_norm = _global_norms(adversarial_gradient, sig_gradient)
-    ratio = adv_norm / (sig_norm + epsilon)
+        return adversarial_gradient + lam * sig_gradient, lam, norm_ema
+    if norm_ema is None:
+        raise ValueError("`sig_weight='auto'` needs `norm_ema` (zeros before the first step).")
+    norm_ema = tf.convert_to_tensor(norm_ema, tf.float32)
+    norms = tf.stack(_global_norms(adversarial_gradient, sig_gradient))
     m = auto_momentum
-    ema = tf.where(ratio_ema > 0, m * ratio_ema + (1.0 - m) * ratio, ratio)
-    ema = tf.where(sig_norm > 0, ema, ratio_ema)
-    lam = auto_scale * ema
+    started = norm_ema[1] > 0
+    ema = tf.where(started, m * norm_ema + (1.0 - m) * norms, norms)
+    ema = tf.where(norms[1] > 0, ema, norm_ema)
+    lam = tf.where(ema[1] > 0, auto_scale * ema[0] / (ema[1] + epsilon), 0.0)
     return adversarial_gradient + lam * sig_gradient, lam, ema
 
 

