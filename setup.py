@@ -10,6 +10,10 @@ setup(
     long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["sig_keras", "sig_keras.*"]),
+    # The built-in presets (sig_keras/presets/builtin/<name>/*): trained
+    # models that `pip install .` ships, loaded with no download.
+    package_data={"sig_keras.presets": ["builtin/*/*.json", "builtin/*/*.h5"]},
+    entry_points={"console_scripts": ["sig-keras = sig_keras.cli:console_main"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
