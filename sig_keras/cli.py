@@ -173,7 +173,7 @@ def _plot(samples, metadata, path):
     if kind == "counts":
         spec = evaluation.toy(data)
         counts = np.rint(flat[:, 0]).astype(int)
-        top = int(max(30, np.percentile(counts, 99.5)))
+        top = int(max(15, np.percentile(counts, 99.9)))
         support = np.arange(top + 1)
         empirical = np.bincount(np.clip(counts, 0, top + 1), minlength=top + 2)[:top + 1]
         ax.bar(support - 0.2, spec.pmf(support), width=0.4, label="target")
