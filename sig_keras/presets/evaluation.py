@@ -72,8 +72,10 @@ def describe(data):
         kwargs = ", ".join(f"{k}={v}" for k, v in sorted(data.get("kwargs", {}).items()))
         return f"{data['toy']}({kwargs})" if kwargs else data["toy"]
     if "images" in data:
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(data.items()) if k != "images")
-        return f"{data['images']}({extra})" if extra else data["images"]
+        source = f"{data['images']}({data['source']})" if "source" in data else data["images"]
+        if "holdout" in data:
+            source += f", {data['holdout']} held out"
+        return source
     return str(data)
 
 
