@@ -154,7 +154,7 @@ def _plot(samples, metadata, path):
     import numpy as np
 
     from sig_keras.presets import evaluation
-    from sig_keras.utils import image_grid
+    from sig_keras.utils import save_image_grid
 
     data = metadata.get("data", {})
     try:
@@ -167,7 +167,7 @@ def _plot(samples, metadata, path):
         # [N, H, W, C] images, or flat square ones ([N, 784] digits: 28 x 28 x 1).
         images = samples if samples.ndim == 4 else flat.reshape(len(samples), side, side, 1)
         low = 0.0 if images.min() >= 0.0 else -1.0
-        image_grid.save_image_grid(path, images[:64], data_range=(low, 1.0))
+        save_image_grid(path, images[:64], data_range=(low, 1.0))
         return
     fig, ax = plt.subplots(figsize=(5, 5))
     if kind == "counts":

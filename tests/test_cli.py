@@ -82,7 +82,7 @@ def test_evaluate_sig_grid25(capsys):
     assert code == 0 and "modes" in out
     rows, _ = cli.evaluate("sig_grid25")
     fresh = {key: new for key, _, new, _ in rows}
-    assert fresh["modes"] == 25 and fresh["high_quality"] >= 0.93
+    assert fresh["modes"] == 25 and fresh["high_quality"] >= 0.91  # paper: 0.91 +- 0.04
     assert all(old == new for _, old, new, _ in rows)  # the stored seed
     assert all(within for *_, within in rows)
 

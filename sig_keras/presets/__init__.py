@@ -11,6 +11,9 @@
   example scripts call (`--save-preset DIR`): measures the metrics on the
   model's samples (`evaluation.measure_with_spread`) and saves the preset
   with them, the data and the command.
+- `remeasure(directory)`: measures a saved generative preset's metrics again
+  (same sample count and seed) with the current `evaluation` code and
+  rewrites its `metadata.json`; the weights are not touched.
 
 Example:
 >>> from sig_keras.models import GenerativeModel
@@ -19,6 +22,7 @@ Example:
 """
 
 from sig_keras.presets import evaluation
+from sig_keras.presets import preset_utils
 from sig_keras.presets.preset_utils import builtin_names
 from sig_keras.presets.preset_utils import command_line
 from sig_keras.presets.preset_utils import list_presets
@@ -57,3 +61,23 @@ def save_trained(model, directory, data, command, num_samples=50_000, seed=0,
         model, data, num_samples, seed, classifier=classifier)
     save_to_preset(model, directory, metadata)
     return load_metadata(directory)
+
+
+def remeasure(directory):
+    """Re-measures the `metrics` block of the generative preset at `directory`
+    (its stored sample count and seed, the current spread seeds) and rewrites
+    `metadata.json` in place. Returns the new metadata."""
+    import os
+
+    from sig_keras import experiment
+    from sig_keras.models import GenerativeModel
+
+    directory = resolve(directory)
+    metadata = load_metadata(directory)
+    stored = metadata.get("metrics") or {}
+    model = GenerativeModel.from_preset(directory)
+    metadata["metrics"] = evaluation.measure_with_spread(
+        model, metadata["data"], stored.get("num_samples", 50_000), stored.get("seed", 0))
+    experiment.write_json(os.path.join(directory, preset_utils.METADATA_FILE), metadata,
+                          indent=2)
+    return metadata
