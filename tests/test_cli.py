@@ -106,9 +106,6 @@ def test_export_saved_model(tmp_path, capsys):
 
 def test_python_dash_m(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
-    ok = subprocess.run([sys.executable, "-m", "sig_keras", "presets"], env=env,
-                        capture_output=True, text=True, timeout=300)
-    assert ok.returncode == 0 and "sig_grid25" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "sig_keras", "evaluate", "nope"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1

