@@ -14,6 +14,8 @@ SampleEvaluation`); the example plots modes and KL against the step for all
 runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
 the trained generator (`generator.keras`) per run.
 
+    python examples/stacked_mnist.py --size M --steps 3000 --seeds 0
+                # digit classifier: the built-in preset mnist_digit_classifier
     python examples/train_mnist_classifier.py --out mnist_classifier.keras
     python examples/stacked_mnist.py --size M --steps 3000 --seeds 0 \
         --classifier mnist_classifier.keras

@@ -104,6 +104,17 @@ def test_export_saved_model(tmp_path, capsys):
     assert loaded.serve(noise, tf.constant([1, 2], tf.int32)).shape == (4, 2)
 
 
+def test_console_main_exits_non_zero(monkeypatch, capsys):
+    import sig_keras.__main__ as entry  # what `python -m sig_keras` runs
+
+    monkeypatch.setattr(sys, "argv", ["sig-keras", "evaluate", "nope"])
+    with pytest.raises(SystemExit) as e:
+        entry.console_main()
+    assert e.value.code == 1
+    assert "Unknown preset 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.large
 def test_python_dash_m(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
     bad = subprocess.run([sys.executable, "-m", "sig_keras", "evaluate", "nope"], env=env,

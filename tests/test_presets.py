@@ -285,6 +285,9 @@ def _example(name):
     return module
 
 
+# 20 GAN steps leave no high-quality sample: the example's one-seed summary
+# of an infinite KL warns.
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract")
 def test_grid_example_writes_preset(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 2)
     argv = ["--models", "gan", "--fast", "--steps", "20", "--eval-samples", "500",
