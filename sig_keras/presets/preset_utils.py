@@ -216,12 +216,6 @@ def _deserialize(directory):
     return model
 
 
-def preset_class_name(name_or_directory):
-    """The registered class name a preset's `config.json` holds."""
-    config = load_config(name_or_directory)
-    return config.get("class_name", "?")
-
-
 def load_generative(cls, name_or_directory):
     """`cls.from_preset`: the model of a preset, checked to be a `cls`."""
     directory = resolve(name_or_directory)
