@@ -11,6 +11,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["sig_keras", "sig_keras.*"]),
+    # The built-in presets (sig_keras/presets/builtin/<name>/*): trained
+    # models that `pip install .` ships, loaded with no download.
+    package_data={"sig_keras.presets": ["builtin/*/*.json", "builtin/*/*.h5"]},
+    entry_points={"console_scripts": ["sig-keras = sig_keras.cli:console_main"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",

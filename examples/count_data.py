@@ -41,6 +41,9 @@ TARGETS = {
     "negative_binomial": datasets.negative_binomial,
     "poisson_nb_mixture": datasets.poisson_nb_mixture,
 }
+# Preset names of --save-preset.
+PRESET_NAMES = {"negative_binomial": "sig_counts_nb",
+                "poisson_nb_mixture": "sig_counts_poisson_nb_mixture"}
 
 
 def model_pmf(rates, k):
@@ -82,8 +85,24 @@ def fit_target(name, args, strategy, run):
     run.fit(model, dataset, save_freq=BACKUP_EVERY, steps_per_epoch=steps_per_epoch,
             epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     wall = time.perf_counter() - start
+    if args.save_preset:
+        save_preset(model, name, args, wall)
     psi = model.sample_mixing(20_000, seed=args.seed)
     return model.conditional.rate(psi).numpy().ravel(), wall
+
+
+def save_preset(model, name, args, wall):
+    """`--save-preset DIR`: the trained model as the preset `DIR/<PRESET_NAMES[name]>`,
+    its metrics measured on 50,000 samples (`sig_keras.presets.save_trained`)."""
+    directory = os.path.join(args.save_preset, PRESET_NAMES[name])
+    sig_keras.presets.save_trained(
+        model, directory, data={"toy": name, "kwargs": {}},
+        command=sig_keras.presets.command_line("examples/count_data.py", args.argv),
+        num_samples=50_000, seed=0,
+        training={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                  "num_samples": args.num_samples, "wall_s": round(wall, 1),
+                  "seed": args.seed})
+    print(f"wrote preset {directory}", flush=True)
 
 
 def fit_or_restore(name, args, strategy, backup):
@@ -112,8 +131,16 @@ def main(argv=None):
     p.add_argument("--max-count", type=experiment.int_flag("--max-count", 0, 100_000),
                    default=60, help="largest count in the pmf comparison")
     p.add_argument("--output-dir", default="outputs/count_data")
+    p.add_argument("--save-preset", default=None, metavar="DIR",
+                   help="write each target's model as a preset DIR/sig_counts_nb, "
+                   "DIR/sig_counts_poisson_nb_mixture (sig_keras.presets)")
     experiment.add_run_flags(p, runs="targets", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
+    args.argv = argv  # the command a preset records
+    if args.save_preset:
+        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
+        if error:
+            p.error(f"--save-preset: {error}")
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(names) - set(TARGETS))
     if unknown or not names:

@@ -319,8 +319,26 @@ def run_one(name, args, grid, seed, strategy, backup):
     result["wall_s"] = wall
     result["heldout_nll"] = heldout_nll(model_mixing(model), grid,
                                         heldout_data(grid, args), seed=seed)
+    if args.save_preset and seed == 0:
+        save_preset(model, name, args, steps, batch_size, lr, wall)
     run.save({"samples": samples, **result})
     return result, samples
+
+
+def save_preset(model, name, args, steps, batch_size, lr, wall):
+    """`--save-preset DIR`: seed 0's model as the preset `DIR/<model>_grid25`
+    (`_std005` etc. for another --std), its metrics measured on
+    --eval-samples samples (`sig_keras.presets.save_trained`)."""
+    suffix = "" if args.std == 0.1 else "_std" + f"{args.std:g}".replace(".", "")
+    directory = os.path.join(args.save_preset, f"{name}_grid25{suffix}")
+    sig_keras.presets.save_trained(
+        model, directory, data={"toy": "grid", "kwargs": {"std": args.std}},
+        command=sig_keras.presets.command_line("examples/mixture_of_gaussians.py",
+                                               args.argv),
+        num_samples=args.eval_samples, seed=0,
+        training={"steps": steps, "batch_size": batch_size, "lr": lr,
+                  "wall_s": round(wall, 1), "seed": 0})
+    print(f"wrote preset {directory}", flush=True)
 
 
 def summarize(rows):
@@ -421,9 +439,17 @@ def parse_args(argv=None):
                    help="XLA for the train steps: 'auto' (default) is Keras' choice "
                    "(on for one GPU, off on CPU-only hosts and under distribution); "
                    "'true' forces it on one device")
+    p.add_argument("--save-preset", default=None, metavar="DIR",
+                   help="write seed 0's model of each model as a preset "
+                   "DIR/<model>_grid25[_std<std>] (sig_keras.presets)")
     p.add_argument("--fast", action="store_true",
                    help="smoke run: 200 steps, one seed, 5,000 samples")
     args = p.parse_args(argv)
+    args.argv = argv  # the command a preset records
+    if args.save_preset:
+        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
+        if error:
+            p.error(f"--save-preset: {error}")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(BUILDERS))
     if unknown or not names:
@@ -444,7 +470,8 @@ def parse_args(argv=None):
 def run_settings(args):
     """What a resumed run must share with the run that wrote the backup (the
     models may differ: each (model, seed) run is kept on its own)."""
-    return experiment.run_settings(args, ignore=("output_dir", "model_names", "models"))
+    return experiment.run_settings(args, ignore=("output_dir", "model_names", "models",
+                                                 "save_preset", "argv"))
 
 
 def main(argv=None):

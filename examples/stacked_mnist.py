@@ -14,6 +14,8 @@ SampleEvaluation`); the example plots modes and KL against the step for all
 runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
 the trained generator (`generator.keras`) per run.
 
+    python examples/stacked_mnist.py --size M --steps 3000 --seeds 0
+                # digit classifier: the built-in preset mnist_digit_classifier
     python examples/train_mnist_classifier.py --out mnist_classifier.keras
     python examples/stacked_mnist.py --size M --steps 3000 --seeds 0 \
         --classifier mnist_classifier.keras
@@ -85,8 +87,9 @@ def parse_args(argv=None):
     datasets.add_mnist_source_flags(p)
     p.add_argument("--models", default="dcgan,dcgan_si",
                    help="comma-separated: dcgan, dcgan_si")
-    p.add_argument("--classifier", default="mnist_classifier.keras",
-                   help="saved MNIST digit classifier (examples/train_mnist_classifier.py)")
+    p.add_argument("--classifier", default=None,
+                   help="saved MNIST digit classifier (examples/train_mnist_classifier.py); "
+                   "default: the built-in preset mnist_digit_classifier")
     p.add_argument("--out", default="runs/stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
@@ -144,7 +147,7 @@ def parse_args(argv=None):
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
     # Numeric flags were range-checked by their `type=` (exit code 2).
-    if not os.path.exists(args.classifier):
+    if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
                 "examples/train_mnist_classifier.py")
     experiment.check_backup_dir(p, args.backup_dir)
@@ -316,7 +319,8 @@ def main(argv=None):
     if args.merge:
         return merge(args)
     strategy = distribute.get_strategy(args.strategy)
-    classifier = keras.saving.load_model(args.classifier)
+    classifier = (sig_keras.presets.load("mnist_digit_classifier") if args.classifier is None
+                  else keras.saving.load_model(args.classifier))
     extractor = mnist_classifier_features(classifier)
     real = real_features(args, extractor)
     backup = experiment.Backup(args.backup_dir, strategy)

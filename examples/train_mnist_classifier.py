@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from sig_keras import datasets  # noqa: E402
 from sig_keras import experiment  # noqa: E402
+from sig_keras import presets  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,7 +41,15 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=128)
     p.add_argument("--data-dir", default=None, help="tfds data directory")
     p.add_argument("--seed", type=experiment.seed_int("--seed"), default=0)
+    p.add_argument("--save-preset", default=None, metavar="DIR",
+                   help="also write the classifier as the preset "
+                   "DIR/mnist_digit_classifier (sig_keras.presets)")
     args = p.parse_args(argv)
+    args.argv = argv  # the command a preset records
+    if args.save_preset:
+        error = presets.preset_utils.directory_error(args.save_preset)
+        if error:
+            p.error(f"--save-preset: {error}")
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
@@ -108,6 +117,22 @@ def main(argv=None):
     print(f"held-out accuracy: {accuracy:.4f} ({len(y_held)} digits)")
     classifier.save(args.out)
     print("saved", args.out)
+    if args.save_preset:
+        directory = os.path.join(args.save_preset, "mnist_digit_classifier")
+        # The share of correct argmax labels, as `sig-keras evaluate` re-measures it.
+        correct = np.argmax(classifier.predict(scale(x_held), batch_size=500, verbose=0), 1)
+        accuracy = float(np.mean(correct == y_held))
+        data = {"images": "mnist_digits", "source": args.source, "holdout": args.holdout,
+                "holdout_seed": args.seed, "train_digits": int(len(y_train))}
+        presets.save_to_preset(classifier, directory, metadata={
+            "kind": "classifier",
+            "command": presets.command_line("examples/train_mnist_classifier.py", args.argv),
+            "data": data,
+            "training": {"epochs": epochs, "batch_size": args.batch_size, "seed": args.seed},
+            "metrics": {"num_samples": int(len(y_held)), "seed": args.seed,
+                        "values": {"heldout_accuracy": accuracy}},
+        })
+        print("wrote preset", directory)
     return accuracy
 
 

@@ -10,4 +10,5 @@ from sig_keras import losses
 from sig_keras import metrics
 from sig_keras import models
 from sig_keras import networks
+from sig_keras import presets
 from sig_keras import utils

@@ -41,7 +41,8 @@ class StackedMNISTModes(keras.metrics.Metric):
 
     Args:
         classifier: Keras model `[n, 28, 28, 1] -> [n, 10]` probabilities or
-            logits.
+            logits, or None for the `mnist_digit_classifier` preset
+            (`sig_keras.presets.load`). Defaults to None.
         threshold: float. High-quality threshold on each channel's maximum
             probability. Defaults to 0.7.
         splits: int. Splits of the inception score. Defaults to 10.
@@ -54,11 +55,14 @@ class StackedMNISTModes(keras.metrics.Metric):
     >>> metric.result()["modes"]
     """
 
-    def __init__(self, classifier, threshold=0.7, splits=10, from_logits=None,
+    def __init__(self, classifier=None, threshold=0.7, splits=10, from_logits=None,
                  name="stacked_mnist_modes", **kwargs):
         super().__init__(name=name, **kwargs)
         if classifier is None:
-            raise ValueError("`classifier` (an MNIST digit classifier) is required.")
+            # The built-in digit classifier preset (examples/train_mnist_classifier.py).
+            from sig_keras import presets
+
+            classifier = presets.load("mnist_digit_classifier")
         self._classifier = [classifier]
         self.threshold = validation.check_float(threshold, "threshold", 0.0, 1.0,
                                                 max_inclusive=False)

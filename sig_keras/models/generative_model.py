@@ -487,6 +487,23 @@ class GenerativeModel(keras.Model):
                 )
         return cls(**config)
 
+    # === Presets (sig_keras.presets) ===
+
+    def save_to_preset(self, directory, metadata=None):
+        """Writes the model as a preset directory: `config.json`,
+        `model.weights.h5` and `metadata.json` (`sig_keras.presets`)."""
+        from sig_keras.presets import preset_utils
+
+        return preset_utils.save_to_preset(self, directory, metadata)
+
+    @classmethod
+    def from_preset(cls, name_or_directory):
+        """The model of a built-in preset name or a preset directory, as its
+        registered class; raises ValueError when that is not a `cls`."""
+        from sig_keras.presets import preset_utils
+
+        return preset_utils.load_generative(cls, name_or_directory)
+
     # === Export ===
 
     def save(self, filepath, overwrite=True, **kwargs):
