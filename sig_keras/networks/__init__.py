@@ -6,6 +6,8 @@
   (CIFAR-10).
 - `mnist3_generator`, `mnist3_discriminator`: the MNIST-3 networks of Stacked
   MNIST (Table 2).
+- `mnist_generator`, `mnist_discriminator`: TensorFlow's DCGAN tutorial
+  networks for single MNIST digits.
 """
 
 from sig_keras.networks.dcgan import dcgan_critic
@@ -13,6 +15,8 @@ from sig_keras.networks.dcgan import dcgan_discriminator
 from sig_keras.networks.dcgan import dcgan_generator
 from sig_keras.networks.dcgan import mnist3_discriminator
 from sig_keras.networks.dcgan import mnist3_generator
+from sig_keras.networks.dcgan import mnist_discriminator
+from sig_keras.networks.dcgan import mnist_generator
 from sig_keras.networks.mlp import mlp
 from sig_keras.networks.mlp import mlp_discriminator
 from sig_keras.networks.mlp import mlp_encoder

@@ -160,3 +160,50 @@ def dcgan_discriminator(image_shape=(32, 32, 3), base_filters=64, batch_norm=Tru
 def dcgan_critic(image_shape=(32, 32, 3), base_filters=64, name="critic"):
     """The WGAN-GP critic: `dcgan_discriminator` without batch norm."""
     return dcgan_discriminator(image_shape, base_filters, batch_norm=False, name=name)
+
+
+def mnist_generator(latent_dim=100, name="generator"):
+    """The MNIST generator of TensorFlow's DCGAN tutorial: noise -> `[n, 28, 28, 1]`.
+
+    Dense to 7x7x256 (batch norm, LeakyReLU), transposed convolutions with
+    128 (stride 1), 64 (stride 2) filters, kernel 5, each with batch norm and
+    LeakyReLU, and a last stride-2 transposed convolution to one channel with
+    tanh. About eight times the filters of the MNIST-3 networks.
+
+    Args:
+        latent_dim: int. Noise width. Defaults to 100.
+    """
+    inputs = keras.Input((int(latent_dim),), name="noise")
+    h = keras.layers.Dense(7 * 7 * 256, use_bias=False)(inputs)
+    h = _bn()(h)
+    h = keras.layers.LeakyReLU(0.3)(h)
+    h = keras.layers.Reshape((7, 7, 256))(h)
+    for filters, stride in ((128, 1), (64, 2)):
+        h = keras.layers.Conv2DTranspose(filters, 5, strides=stride, padding="same",
+                                         use_bias=False)(h)
+        h = _bn()(h)
+        h = keras.layers.LeakyReLU(0.3)(h)
+    outputs = keras.layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
+                                           activation="tanh")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mnist_discriminator(dropout=0.3, name="discriminator"):
+    """The MNIST discriminator of TensorFlow's DCGAN tutorial: `[n, 28, 28, 1]` -> logits.
+
+    Convolutions with 64 and 128 filters (kernel 5, stride 2), each followed
+    by LeakyReLU and dropout, flatten, dense 1.
+
+    Args:
+        dropout: float in [0, 1). Dropout rate after each convolution.
+            Defaults to 0.3.
+    """
+    inputs = keras.Input((28, 28, 1), name="images")
+    h = inputs
+    for filters in (64, 128):
+        h = keras.layers.Conv2D(filters, 5, strides=2, padding="same")(h)
+        h = keras.layers.LeakyReLU(0.3)(h)
+        h = keras.layers.Dropout(float(dropout))(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(1)(h)
+    return keras.Model(inputs, outputs, name=name)

