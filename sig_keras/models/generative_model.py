@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras import distribute
 from sig_keras.distribute import reduction
 from sig_keras.utils import random as random_lib
 from sig_keras.utils import validation
@@ -53,7 +54,8 @@ class GenerativeModel(keras.Model):
 
     Subclasses call `super().__init__(seed=seed, **kwargs)` (which makes
     `self.seed_generator`), set `self.generator` (noise -> outputs; a property
-    where the network has another name) and `self.latent_dim`, name their
+    where the network has another name) and `self.latent_dim` (from
+    `_check_generator`, which reads it from the generator when not given), name their
     sub-models in `_sub_models`, add their own hyperparameters to
     `get_config`, and implement `train_step`.
 
@@ -139,20 +141,34 @@ class GenerativeModel(keras.Model):
                 f"`{role}` must be a Keras model or layer; got {network!r}."
             )
 
-    def _check_generator(self, generator, latent_dim):
-        self._check_network(generator, "generator")
+    def _check_generator(self, generator, latent_dim, role="generator"):
+        """The noise width: `latent_dim`, or the input width of `generator`
+        (`role` names it in messages) when `latent_dim` is None.
+
+        Raises `ValueError` when the two disagree, or when `latent_dim` is
+        None and the network has no known input width (a subclassed model,
+        a `Sequential` without `keras.Input`).
+        """
+        self._check_network(generator, role)
+        inputs = getattr(generator, "inputs", None)
+        width = inputs[0].shape[-1] if inputs else None
+        if latent_dim is None:
+            if width is None:
+                raise ValueError(
+                    f"The {role}'s input width is unknown (it has no "
+                    "`keras.Input`), so the noise dimension cannot be read from "
+                    "it; pass `latent_dim`."
+                )
+            return int(width)
         try:
             latent_dim = validation.check_int(latent_dim, "latent_dim", minimum=1)
         except ValueError as error:
             raise ValueError(f"{error} (the noise dimension)") from None
-        inputs = getattr(generator, "inputs", None)
-        if inputs:
-            width = inputs[0].shape[-1]
-            if width is not None and width != latent_dim:
-                raise ValueError(
-                    f"The generator takes inputs of width {width}, but the "
-                    f"noise dimension is {latent_dim}."
-                )
+        if width is not None and width != latent_dim:
+            raise ValueError(
+                f"The {role} takes inputs of width {width}, but the "
+                f"noise dimension is {latent_dim}."
+            )
         return latent_dim
 
     def draw_noise(self, n, seed=None):
@@ -334,11 +350,21 @@ class GenerativeModel(keras.Model):
             )
 
     def fit(self, x=None, y=None, **kwargs):
-        """`keras.Model.fit`, after checking the data's shape and values.
+        """`keras.Model.fit`, after building the model and its optimizers and
+        checking the data's shape and values.
 
-        The check runs before any training step: on the whole array for
-        arrays, on the first batch for `tf.data` datasets.
+        The model and every optimizer are built first, in the model's
+        strategy scope (`sig_keras.distribute.build_optimizers`): an optimizer
+        kept as an attribute (a discriminator's) must exist before `fit`
+        under a distribution strategy, `FaultTolerantBackup` restores saved
+        optimizer state into built optimizers, and the data check below calls
+        the generator. The check runs before any training step: on the whole
+        array for arrays, on the first batch for `tf.data` datasets.
         """
+        # The model has no data-shaped `call`: it is built from its generator
+        # here, or Keras' symbolic build under a strategy calls it on a data
+        # batch.
+        distribute.build_optimizers(self)
         spec_shape = _data_spec_shape(x)
         if spec_shape is not None and len(spec_shape) > 1 and None not in spec_shape[1:]:
             self.check_data_shape(spec_shape[1:])
@@ -351,10 +377,6 @@ class GenerativeModel(keras.Model):
                 )
             self.check_data_shape(batch.shape[1:])
             self.check_data(batch)
-        # The model has no data-shaped `call`: build it from its generator, or
-        # Keras' symbolic build under a strategy calls it on a data batch.
-        if not self.built:
-            self.build()
         if isinstance(x, tf.data.Dataset):
             # A dataset brings its own order; Keras would warn that its
             # default `shuffle=True` is ignored.
