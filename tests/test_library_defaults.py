@@ -147,6 +147,28 @@ def test_fit_builds_the_optimizers_under_a_strategy(kind, two_cpu_strategy, tmp_
                                   model.sample(8, seed=3).numpy())
 
 
+class _SubclassedEncoder(keras.Model):
+    """An encoder whose variables exist only after its first call on data."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.out = keras.layers.Dense(2 * LATENT)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_fit_trains_a_network_that_builds_on_its_first_call():
+    """Optimizers are built at the first step when a network cannot be
+    built before it sees data."""
+    model = VAE(_SubclassedEncoder(name="encoder"), _generator(), seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(_data(), epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == STEPS
+    assert model.encoder.built and len(model.optimizer.variables) > 1
+
+
 @pytest.mark.parametrize("kind", ["sig", "gan"])
 def test_explicit_build_optimizers_still_works(kind, two_cpu_strategy):
     with two_cpu_strategy.scope():

@@ -353,18 +353,25 @@ class GenerativeModel(keras.Model):
         """`keras.Model.fit`, after building the model and its optimizers and
         checking the data's shape and values.
 
-        The model and every optimizer are built first, in the model's
-        strategy scope (`sig_keras.distribute.build_optimizers`): an optimizer
-        kept as an attribute (a discriminator's) must exist before `fit`
-        under a distribution strategy, `FaultTolerantBackup` restores saved
-        optimizer state into built optimizers, and the data check below calls
-        the generator. The check runs before any training step: on the whole
-        array for arrays, on the first batch for `tf.data` datasets.
+        The model is built first, in the model's strategy scope, and then
+        every optimizer (`sig_keras.distribute.build_optimizers`) once all of
+        the model's layers have their variables: an optimizer kept as an
+        attribute (a discriminator's) must exist before `fit` under a
+        distribution strategy, `FaultTolerantBackup` restores saved optimizer
+        state into built optimizers, and the data check below calls the
+        generator. A network that only gets its variables on its first call
+        on data (a subclassed VAE encoder) leaves the optimizers to be built
+        at the first step. The check runs before any training step: on the
+        whole array for arrays, on the first batch for `tf.data` datasets.
         """
         # The model has no data-shaped `call`: it is built from its generator
         # here, or Keras' symbolic build under a strategy calls it on a data
         # batch.
-        distribute.build_optimizers(self)
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+        if all(layer.built for layer in self._flatten_layers()):
+            distribute.build_optimizers(self)
         spec_shape = _data_spec_shape(x)
         if spec_shape is not None and len(spec_shape) > 1 and None not in spec_shape[1:]:
             self.check_data_shape(spec_shape[1:])
