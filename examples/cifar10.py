@@ -64,7 +64,7 @@ FEATURE_COLUMNS = ("fid", "kid", "kid_std", "precision", "recall", "density", "c
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="GAN-SI on CIFAR-10.")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
-    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=100_000)
+    experiment.add_steps_flag(p, default=100_000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
     p.add_argument("--samples", type=experiment.int_flag("--samples", minimum=SPLITS),
                    default=50_000,
@@ -84,7 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--reference-stats", default=None,
                    help="a .npz of real features (KernelDistance.save_reference): read "
                    "if it exists, else computed once and written there")
-    p.add_argument("--out", default="runs/cifar10")
+    experiment.add_output_dir_flag(p, "cifar10")
     experiment.add_run_flags(p, runs="models", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
     args.names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -187,7 +187,7 @@ def train_and_score(args, run, name, data, strategy, metric, model_out, real):
     # === Model ===
     with strategy.scope():
         model = build_model(name, args.seed)
-    run_dir = os.path.join(args.out, name)
+    run_dir = os.path.join(args.output_dir, name)
     callbacks = [
         keras.callbacks.TensorBoard(run_dir, update_freq=100),
         ImageSummary(run_dir, every_n_steps=max(args.steps // 20, 1)),
@@ -263,7 +263,7 @@ def main(argv=None):
                     f"{r['precision']:6.3f} {r['recall']:6.3f} {r['density']:7.3f} "
                     f"{r['coverage']:6.3f}")
         print(row)
-    experiment.write_json(os.path.join(args.out, "results.json"),
+    experiment.write_json(os.path.join(args.output_dir, "results.json"),
                           [{"model": name, **r} for name, r in results.items()], indent=1)
     backup.complete()  # all models are done
     return scores

@@ -117,11 +117,11 @@ def fit_or_restore(name, args, strategy, backup):
     return rates, wall
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Poisson SIG on count data (Figure 1).")
     p.add_argument("--targets", default="negative_binomial,poisson_nb_mixture")
-    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=3000,
-                   help=f"training steps (exactly: {EPOCHS} epochs when divisible)")
+    experiment.add_steps_flag(p, default=3000,
+                              details=f"exactly: {EPOCHS} epochs when divisible")
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=256)
     p.add_argument("--num-samples", type=experiment.positive_int("--num-samples"),
                    default=1000)
@@ -130,7 +130,7 @@ def main(argv=None):
     p.add_argument("--seed", type=experiment.seed_int("--seed"), default=0)
     p.add_argument("--max-count", type=experiment.int_flag("--max-count", 0, 100_000),
                    default=60, help="largest count in the pmf comparison")
-    p.add_argument("--output-dir", default="outputs/count_data")
+    experiment.add_output_dir_flag(p, "count_data")
     p.add_argument("--save-preset", default=None, metavar="DIR",
                    help="write each target's model as a preset DIR/sig_counts_nb, "
                    "DIR/sig_counts_poisson_nb_mixture (sig_keras.presets)")
@@ -141,12 +141,18 @@ def main(argv=None):
         error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
         if error:
             p.error(f"--save-preset: {error}")
-    names = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = sorted(set(names) - set(TARGETS))
-    if unknown or not names:
+    args.names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(args.names) - set(TARGETS))
+    if unknown or not args.names:
         p.error(f"unknown target(s) {unknown}; valid: {sorted(TARGETS)}")
     # Every numeric flag was range-checked by its `type=` (exit code 2).
     experiment.check_backup_dir(p, args.backup_dir)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    names = args.names
     strategy = distribute.get_strategy(args.strategy)
     os.makedirs(args.output_dir, exist_ok=True)
     backup = experiment.Backup(args.backup_dir, strategy, suffix=".npz")

@@ -76,7 +76,7 @@ EPOCHS = 10
 SMALL_PROTOCOL_SAMPLES = 2500
 
 # Held-out SIG bound: K draws of psi, on --heldout-samples fresh grid points
-# drawn with HELDOUT_SEED (training data uses seeds 0 .. --seeds - 1).
+# drawn with HELDOUT_SEED (training data uses the --seeds).
 HELDOUT_K = 10_000
 HELDOUT_SEED = 10_000
 
@@ -414,10 +414,10 @@ def parse_args(argv=None):
     scale = dict(minimum=validation.MIN_SCALE, maximum=validation.MAX_SCALE)
     p.add_argument("--std", type=experiment.float_flag("--std", **scale), default=0.1,
                    help="grid component std: 0.1 (paper) or 0.05 (PacGAN)")
-    p.add_argument("--seeds", type=experiment.positive_int("--seeds"), default=5)
-    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=None,
-                   help="training steps per model (exactly: 10 epochs of up to 100-step "
-                   "calls when divisible, fewer epochs or shorter calls otherwise)")
+    experiment.add_seeds_flag(p, default=5)
+    experiment.add_steps_flag(
+        p, default=None, details="default per model; exactly: 10 epochs of up to "
+        "100-step calls when divisible, fewer epochs or shorter calls otherwise")
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=None)
     p.add_argument("--lr", type=experiment.positive_float("--lr", maximum=10.0), default=None,
                    help="Adam learning rate in (0, 10]; default per model")
@@ -431,7 +431,7 @@ def parse_args(argv=None):
     p.add_argument("--heldout-samples", type=experiment.positive_int("--heldout-samples"),
                    default=10_000,
                    help="fresh grid points for the held-out NLL column")
-    p.add_argument("--output-dir", default="outputs/mixture_of_gaussians")
+    experiment.add_output_dir_flag(p, "mixture_of_gaussians")
     experiment.add_run_flags(
         p, runs="(model, seed) runs",
         save_freq_note="; 10 epochs per run, steps_per_execution=100")
@@ -457,10 +457,12 @@ def parse_args(argv=None):
     args.model_names = names
     if args.conditional_scale is None:
         args.conditional_scale = args.std
+    if HELDOUT_SEED in args.seeds:
+        p.error(f"--seeds: seed {HELDOUT_SEED} draws the held-out points; use another")
     # Every numeric flag was range-checked by its `type=` (exit code 2).
     if args.fast:
         args.steps = args.steps or 200
-        args.seeds = 1
+        args.seeds = args.seeds[:1]
         args.eval_samples = min(args.eval_samples, 5000)
         args.heldout_samples = min(args.heldout_samples, 2000)
     experiment.check_backup_dir(p, args.backup_dir, run_settings(args))
@@ -484,7 +486,7 @@ def main(argv=None):
     summary, last_samples, csv_rows = {}, {}, []
     for name in args.model_names:
         rows = []
-        for seed in range(args.seeds):
+        for seed in args.seeds:
             result, samples = run_one(name, args, grid, seed, strategy, backup)
             print(f"{name} seed {seed}: modes {result['modes']:.0f}, high quality "
                   f"{result['high_quality']:.3f}, KL {result['kl']:.4f}, held-out NLL "
@@ -500,7 +502,7 @@ def main(argv=None):
     table = format_table(summary, args, entropy)
     device = "CPU" if not tf.config.list_physical_devices("GPU") else "GPU"
     header = (f"25 Gaussians, std {args.std}, {args.eval_samples} samples, "
-              f"{args.seeds} seed(s), device {device} ({os.cpu_count()} cores)")
+              f"{len(args.seeds)} seed(s), device {device} ({os.cpu_count()} cores)")
     print("\n" + header + "\n" + table)
     experiment.write_text(os.path.join(args.output_dir, "table1.md"),
                           header + "\n\n" + table + "\n")

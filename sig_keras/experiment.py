@@ -1,7 +1,11 @@
 """What every experiment script in `examples/` needs, in one place.
 
-- Flags: `add_run_flags` adds `--strategy`, `--backup-dir` and
-  `--deterministic`; `check_backup_dir` validates `--backup-dir` while parsing;
+- Flags, one vocabulary for every example: `add_run_flags` adds
+  `--strategy`, `--backup-dir` and `--deterministic`; `add_output_dir_flag`
+  adds `--output-dir` (default `outputs/<example>`; `--out` still works, with
+  a note); `add_steps_flag` adds `--steps`, the training steps of each run;
+  `add_seeds_flag` adds `--seeds`, a count or a list of seeds;
+  `check_backup_dir` validates `--backup-dir` while parsing;
   `int_flag`, `float_flag` and their short forms (`positive_int`,
   `non_negative_int`, `positive_float`, `probability`) are argparse `type=`
   helpers that range-check a numeric flag with `sig_keras.utils.validation`
@@ -92,6 +96,86 @@ def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):
         "--deterministic", action="store_true",
         help="bit-reproducible runs: sig_keras.distribute.enable_determinism(seed) "
         "per run (op determinism, slower)")
+    return parser
+
+
+class RenamedFlag(argparse.Action):
+    """An old spelling of a flag: stores into the new flag's `dest` and prints
+    a one-line note to stderr that names the new spelling."""
+
+    def __init__(self, option_strings, dest, new_flag, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is now {self.new_flag} (same meaning); "
+              f"{option_string} still works", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_output_dir_flag(parser, example, out_alias=True):
+    """Adds `--output-dir`: the folder everything `example` writes goes to,
+    `outputs/<example>` by default. With `out_alias`, `--out` is accepted
+    for it (hidden from the help) with a note pointing to `--output-dir`."""
+    default = os.path.join("outputs", example)
+    parser.add_argument("--output-dir", default=default,
+                        help=f"folder of everything the example writes (default {default})")
+    if out_alias:
+        parser.add_argument("--out", dest="output_dir", action=RenamedFlag,
+                            new_flag="--output-dir", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+    return parser
+
+
+def add_steps_flag(parser, default, details=""):
+    """Adds `--steps`: the training steps of each run, i.e. `train_step`
+    calls, each one update of the generator (`model.optimizer`); a
+    discriminator may take several per step (`critic_steps`). `details` is
+    added to the help (the default's origin, how the steps are scheduled)."""
+    parser.add_argument(
+        "--steps", type=positive_int("--steps"), default=default,
+        help="training steps of each run (train_step calls: one generator update "
+        "each)" + (f"; {details}" if details else ""))
+    return parser
+
+
+MAX_SEED_COUNT = 1000  # largest count `--seeds N` takes
+
+
+def seeds_flag(flag="--seeds"):
+    """An argparse `type=` for a set of seeds: a count `N` in [1,
+    MAX_SEED_COUNT] (seeds 0 .. N-1) or comma-separated seeds (`0,3,7`; one
+    seed alone: `7,`), each in [0, 2^31 - 1], none repeated. Returns the list
+    of seeds."""
+
+    def parse(text):
+        requirement = (f"{flag} must be a count >= 1 (seeds 0 .. N-1, at most "
+                       f"{MAX_SEED_COUNT}) or comma-separated seeds in [0, {2**31 - 1}] "
+                       "(one seed alone: '7,')")
+        parts = [part.strip() for part in text.split(",")]
+        try:
+            if len(parts) == 1:
+                count = validation.check_int(int(parts[0]), flag, minimum=1,
+                                             maximum=MAX_SEED_COUNT)
+                return list(range(count))
+            seeds = [validation.check_int(int(part), flag, 0, 2**31 - 1)
+                     for part in parts if part]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{requirement}; got {text!r}") from None
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise argparse.ArgumentTypeError(f"{requirement}, none repeated; got {text!r}")
+        return seeds
+
+    parse.__name__ = f"seeds_flag({flag})"
+    return parse
+
+
+def add_seeds_flag(parser, default):
+    """Adds `--seeds` (`seeds_flag`): one run per seed. `default` is a count."""
+    parser.add_argument(
+        "--seeds", type=seeds_flag("--seeds"), default=list(range(default)),
+        help="one run per seed: a count N (seeds 0 .. N-1) or comma-separated seeds, "
+        f"e.g. 0,3,7 or 7, (default {default})")
     return parser
 
 

@@ -119,7 +119,11 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("count_data", ["--targets", "gaussian"], "unknown target(s) ['gaussian']"),
     ("count_data", ["--strategy", "mirored"], "invalid choice: 'mirored'"),
     ("count_data", ["--steps", "-3"], "--steps must be >= 1"),
-    ("stacked_mnist", ["--seeds", "0,a"], "--seeds must be comma-separated integers"),
+    ("stacked_mnist", ["--seeds", "0,a"], "--seeds must be a count >= 1 (seeds 0 .. N-1, at "
+     "most 1000) or comma-separated seeds in [0, 2147483647]"),
+    ("stacked_mnist", ["--seeds", "1,1"], "none repeated; got '1,1'"),
+    ("mixture_of_gaussians", ["--seeds", "3,10000"],
+     "--seeds: seed 10000 draws the held-out points"),
     ("stacked_mnist", ["--sig-weight", "big"], "--sig-weight must be 'auto' or a number"),
     ("stacked_mnist", ["--classifier", "/nonexistent.keras"],
      "--classifier /nonexistent.keras does not exist"),
@@ -148,11 +152,9 @@ def test_invalid_flags_fail_with_argparse_error(script, argv, message, tmp_path,
                                                 monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     module = _example(script)
-    out_flag = {"mixture_of_gaussians": "--output-dir", "count_data": "--output-dir"}.get(
-        script, "--out")
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
-        module.main(argv + [out_flag, str(out)])
+        module.main(argv + ["--output-dir", str(out)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and message in err
@@ -172,8 +174,8 @@ BAD_NUMERIC_FLAGS = {
         (["--std", "inf"], "--std must be a finite number in [1e-06, 1e+06]"),
         (["--std", "0"], "--std must be"),
         (["--std", "abc"], "--std must be a number; got 'abc'"),
-        (["--seeds", "2.5"], "--seeds must be an integer"),
-        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--seeds", "2.5"], "--seeds must be a count >= 1"),
+        (["--seeds", "0"], "--seeds must be a count >= 1"),
         (["--conditional-scale", "nan"], "--conditional-scale must be"),
         (["--batch-size", "-4"], "--batch-size must be >= 1"),
         (["--num-samples", "1e3"], "--num-samples must be an integer"),
@@ -207,8 +209,8 @@ BAD_NUMERIC_FLAGS = {
         (["--sig-weight", "-1"], "--sig-weight must be 'auto' or a number"),
         (["--sig-scale", "inf"], "expected comma-separated positive numbers"),
         (["--auto-sig-scale", "1e30"], "expected comma-separated positive numbers"),
-        (["--seeds", "2.5"], "--seeds must be comma-separated integers"),
-        (["--seeds", "0,-1"], "--seeds must be comma-separated integers in [0, 2147483647]"),
+        (["--seeds", "2.5"], "--seeds must be a count >= 1"),
+        (["--seeds", "0,-1"], "comma-separated seeds in [0, 2147483647]"),
     ],
     "train_mnist_classifier": [
         (["--epochs", "2.5"], "--epochs must be an integer"),
@@ -223,12 +225,10 @@ BAD_NUMERIC_FLAGS = {
 def test_numeric_flags_are_range_checked_by_the_parser(script, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     module = _example(script)
-    out_flag = {"mixture_of_gaussians": "--output-dir", "count_data": "--output-dir"}.get(
-        script, "--out")
     out = tmp_path / "out"
     for argv, message in BAD_NUMERIC_FLAGS[script]:
         with pytest.raises(SystemExit) as exc:
-            module.main(argv + [out_flag, str(out)])
+            module.main(argv + ["--output-dir", str(out)])
         assert exc.value.code == 2, argv
         err = capsys.readouterr().err
         assert "usage:" in err and message in err, (argv, err)
@@ -378,7 +378,7 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=64):
         rows = _example("stacked_mnist").main([
             "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
-            "--classifier", classifier, "--out", str(out)])
+            "--classifier", classifier, "--output-dir", str(out)])
     assert [(label, seed) for label, seed, _ in rows] == [("DCGAN", 0), ("DCGAN-SI", 0)]
     printed = capsys.readouterr().out
     assert "Stacked MNIST, size S, 2 steps, 20 samples" in printed
@@ -421,12 +421,13 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
         "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
         "--models", "dcgan_si", "--auto-sig-scale", "0.5,2", "--sig-scale", "0.2",
         "--eval-every", "1", "--eval-samples", "10", "--source", "npz", "--npz", str(npz),
-        "--classifier", classifier, "--out", str(tmp_path / "runs")])
+        "--classifier", classifier, "--output-dir", str(tmp_path / "runs")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI[a=0.5,s=0.2]", "DCGAN-SI[a=2,s=0.2]"]
     assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]
     # --merge: one table and figure from earlier runs, nothing trained.
     merged = _example("stacked_mnist").main([
-        "--merge", str(tmp_path / "runs"), "--size", "S", "--out", str(tmp_path / "merged")])
+        "--merge", str(tmp_path / "runs"), "--size", "S",
+        "--output-dir", str(tmp_path / "merged")])
     assert [label for label, _, _ in merged] == [label for label, _, _ in rows]
     table = (tmp_path / "merged" / "table2.md").read_text()
     assert "| DCGAN-SI[a=0.5,s=0.2] | 0 |" in table and "| DCGAN-SI[a=2,s=0.2] | 0 |" in table
@@ -446,7 +447,7 @@ def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=64):
         scores = _example("cifar10").main([
             "--models", "dcgan_si,wgan_gp", "--steps", "2", "--batch-size", "8",
-            "--samples", "20", "--classifier", classifier, "--out", str(out)])
+            "--samples", "20", "--classifier", classifier, "--output-dir", str(out)])
     assert list(scores) == ["dcgan_si", "wgan_gp"]
     printed = capsys.readouterr().out
     assert f"CIFAR-10 inception score (classifier {classifier}, 10 splits, 20 samples)" in printed
@@ -611,9 +612,10 @@ def test_train_mnist_classifier_on_tiny_npz(tmp_path, capsys):
     np.savez(npz, x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
              y_train=np.arange(64) % 10, x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
              y_test=np.arange(20) % 10)
-    out = tmp_path / "clf.keras"
     accuracy = _example("train_mnist_classifier").main([
-        "--source", "npz", "--npz", str(npz), "--epochs", "1", "--out", str(out)])
+        "--source", "npz", "--npz", str(npz), "--epochs", "1",
+        "--output-dir", str(tmp_path / "clf")])
+    out = tmp_path / "clf" / "mnist_classifier.keras"  # created with its folder
     assert 0.0 <= accuracy <= 1.0
     printed = capsys.readouterr().out
     assert "npz: 64 training digits, 20 held out, 1 epochs" in printed
@@ -628,10 +630,15 @@ def test_train_mnist_classifier_holds_out_part_of_train(tmp_path, capsys):
     np.savez(npz, x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
              y_train=np.arange(50) % 10, x_test=np.zeros((1, 28, 28), np.uint8),
              y_test=np.zeros(1, np.int64))
+    # `--out FILE` (the file itself, not a folder) still works, with a note.
     _example("train_mnist_classifier").main([
         "--source", "npz", "--npz", str(npz), "--holdout", "10", "--epochs", "1",
         "--out", str(tmp_path / "clf.keras")])
-    assert "npz: 40 training digits, 10 held out" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "npz: 40 training digits, 10 held out" in captured.out
+    assert keras.saving.load_model(tmp_path / "clf.keras").output_shape == (None, 10)
+    assert "note: --out FILE still works; the example's output folder is --output-dir" in (
+        captured.err)
 
 
 def test_train_mnist_classifier_rejects_missing_output_directory(capsys):
@@ -639,6 +646,73 @@ def test_train_mnist_classifier_rejects_missing_output_directory(capsys):
         _example("train_mnist_classifier").main(["--out", "/nonexistent/dir/c.keras"])
     assert exc.value.code == 2
     assert "--out: directory /nonexistent/dir does not exist" in capsys.readouterr().err
+
+
+# === One vocabulary: --output-dir, --steps, --seeds, --backup-dir ===
+
+EXAMPLE_NAMES = ["cifar10", "count_data", "mixture_of_gaussians", "stacked_mnist",
+                 "train_mnist_classifier"]
+# The examples that train several runs of one model, each with its own seed.
+SEEDED = {"mixture_of_gaussians", "stacked_mnist"}
+
+
+def _parse(script, argv, tmp_path):
+    """`examples/<script>.py`'s parsed flags (nothing is trained)."""
+    if script == "stacked_mnist":  # it checks that the classifier exists
+        classifier = tmp_path / "digits.keras"
+        classifier.write_bytes(b"")
+        argv = argv + ["--classifier", str(classifier)]
+    return _example(script).parse_args(argv)
+
+
+@pytest.mark.parametrize("script", EXAMPLE_NAMES)
+def test_every_example_takes_the_shared_flags(script, tmp_path):
+    args = _parse(script, [], tmp_path)
+    assert args.output_dir == os.path.join("outputs", script)
+    argv = ["--output-dir", str(tmp_path / "o")]
+    if script != "train_mnist_classifier":
+        argv += ["--steps", "7", "--backup-dir", str(tmp_path / "b")]
+    if script in SEEDED:
+        argv += ["--seeds", "2"]
+    args = _parse(script, argv, tmp_path)
+    assert args.output_dir == str(tmp_path / "o")
+    if script != "train_mnist_classifier":
+        assert args.steps == 7 and args.backup_dir == str(tmp_path / "b")
+    if script in SEEDED:
+        assert args.seeds == [0, 1]
+        assert _parse(script, ["--seeds", "3,7"], tmp_path).seeds == [3, 7]
+        assert _parse(script, ["--seeds", "5,"], tmp_path).seeds == [5]
+
+
+@pytest.mark.parametrize("script", sorted(set(EXAMPLE_NAMES) - {"train_mnist_classifier"}))
+def test_old_out_flag_still_works_with_a_note(script, tmp_path, capsys):
+    args = _parse(script, ["--out", str(tmp_path / "old")], tmp_path)
+    assert args.output_dir == str(tmp_path / "old")
+    err = capsys.readouterr().err
+    assert "note: --out is now --output-dir (same meaning); --out still works" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("script", EXAMPLE_NAMES)
+def test_help_names_output_dir_not_out(script, capsys):
+    with pytest.raises(SystemExit):
+        _example(script).parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "--output-dir" in text and "--out " not in text and "--out," not in text
+
+
+def test_seeds_flag():
+    import argparse
+
+    from sig_keras import experiment
+
+    parse = experiment.seeds_flag("--seeds")
+    assert parse("3") == [0, 1, 2]
+    assert parse(" 0, 3 ,7 ") == [0, 3, 7]
+    assert parse("7,") == [7]
+    for text in ("0", "-2", "1001", "2.5", "a", ",", "1,1", "0,2147483648"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--seeds must be a count >= 1"):
+            parse(text)
 
 
 # === The shared experiment module (sig_keras.experiment) ===

@@ -156,8 +156,9 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
     def _load_model(self):
         if not self.model.built:
             raise ValueError(
-                "FaultTolerantBackup needs a built model; call "
-                "`sig_keras.distribute.build_optimizers(model)` before `fit`."
+                "FaultTolerantBackup needs a built model. sig_keras models "
+                "build themselves in `fit`; build any other model before `fit` "
+                "(`model.build(input_shape)`, or call it on a batch)."
             )
         distribute.build_optimizers(self.model)
         path = self.checkpoint_path

@@ -16,10 +16,9 @@ as one device on the same global batch:
 Example:
 >>> strategy = sig_keras.distribute.get_strategy("mirrored")
 >>> with strategy.scope():
-...     model = SIG(mlp_generator(10, 2), "normal", latent_dim=10)
+...     model = SIG(mlp_generator(10, 2), "normal")
 ...     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-...     sig_keras.distribute.build_optimizers(model)
->>> model.fit(dataset, epochs=10)
+>>> model.fit(dataset, epochs=10)  # builds the model and its optimizers in scope
 """
 
 from sig_keras.distribute import reduction

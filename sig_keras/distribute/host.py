@@ -7,6 +7,11 @@ import platform
 _M_TOP_PAD = -2  # glibc <malloc.h>
 
 
+def has_glibc():
+    """Whether this process's C library is glibc (which has `mallopt`)."""
+    return platform.libc_ver()[0] == "glibc"
+
+
 def set_malloc_top_pad(num_bytes=64 << 20):
     """Keeps `num_bytes` of free heap memory mapped in every glibc arena.
 
@@ -20,7 +25,8 @@ def set_malloc_top_pad(num_bytes=64 << 20):
     pad makes glibc keep that much free memory per arena instead. One
     device is barely affected;
     tensors on GPUs are not malloc'ed by glibc, but the host side of their
-    steps is.
+    steps is. `sig_keras.distribute.get_strategy` calls it when it builds a
+    strategy of several replicas on CPUs (its `malloc_top_pad` argument).
 
     Process-wide, like the `MALLOC_TOP_PAD_` environment variable it stands
     for (which only takes effect when set before the process starts); a later
@@ -47,8 +53,8 @@ def set_malloc_top_pad(num_bytes=64 << 20):
             "`num_bytes` must be an int in [0, 2**31) (e.g. 64 << 20); got "
             f"{num_bytes!r}."
         )
-    libc_name, _ = platform.libc_ver()
-    if libc_name != "glibc":
+    if not has_glibc():
+        libc_name, _ = platform.libc_ver()
         raise RuntimeError(
             "set_malloc_top_pad needs glibc's mallopt; this platform's C "
             f"library is {libc_name or 'unknown'}. Its allocator has its own "

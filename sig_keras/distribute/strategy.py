@@ -11,6 +11,8 @@ import os
 import keras
 import tensorflow as tf
 
+from sig_keras.distribute import host
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 _TF_CONFIG_EXAMPLE = (
@@ -87,7 +89,12 @@ def parse_tf_config(tf_config=None):
     return tf_config
 
 
-def get_strategy(name="default", devices=None, cross_device_ops=None):
+# Free heap memory each glibc arena keeps when `get_strategy` sets the pad.
+AUTO_MALLOC_TOP_PAD = 64 << 20
+
+
+def get_strategy(name="default", devices=None, cross_device_ops=None,
+                 malloc_top_pad="auto"):
     """Returns a `tf.distribute.Strategy` by name.
 
     Args:
@@ -103,11 +110,23 @@ def get_strategy(name="default", devices=None, cross_device_ops=None):
             `tf.distribute.ReductionToOneDevice()` is used: replicas on one
             host share memory, and the collective executor's per-call cost
             dominated small steps (`benchmarks/strategy_overhead.py
-            --collective` measures it; figures in docs/benchmarks.md). CPU hosts
-            should also call `set_malloc_top_pad`.
+            --collective` measures it; figures in docs/benchmarks.md).
+        malloc_top_pad: `"auto"`, None, int or False. Host memory tuning for
+            several replicas on CPUs (`set_malloc_top_pad` says why).
+            `"auto"` or None: when the strategy has several replicas and
+            every local device is a CPU, keep `AUTO_MALLOC_TOP_PAD` (64 MiB)
+            of free heap per glibc arena; on other C libraries, with GPUs,
+            with one replica, or when the `MALLOC_TOP_PAD_` environment
+            variable is set, leave malloc alone. An int > 0: that many bytes,
+            for any "mirrored" or "multiworker" strategy (glibc only: a
+            `RuntimeError` elsewhere, before the strategy is built). 0 or
+            False: leave malloc alone. The setting is process-wide. Defaults
+            to `"auto"`.
 
     Raises:
-        ValueError: for an unknown name, or a missing/malformed `TF_CONFIG`.
+        ValueError: for an unknown name, a bad `malloc_top_pad`, or a
+            missing/malformed `TF_CONFIG`.
+        RuntimeError: for an int `malloc_top_pad` > 0 without glibc.
     """
     if name not in STRATEGIES:
         raise ValueError(
@@ -124,18 +143,50 @@ def get_strategy(name="default", devices=None, cross_device_ops=None):
             "tf.distribute.ReductionToOneDevice() or "
             f"tf.distribute.NcclAllReduce(); got {cross_device_ops!r}."
         )
+    auto_pad = _check_malloc_top_pad(malloc_top_pad)
     if name == "default":
+        if not auto_pad and malloc_top_pad:
+            raise ValueError(
+                "`malloc_top_pad` only applies to 'mirrored' and 'multiworker'; "
+                f"got {malloc_top_pad!r} with 'default'."
+            )
         return tf.distribute.get_strategy()
+    if name == "multiworker":
+        parse_tf_config()
+    if not auto_pad and malloc_top_pad:
+        host.set_malloc_top_pad(malloc_top_pad)
     if name == "mirrored":
         if devices is None and not tf.config.list_logical_devices("GPU"):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         if cross_device_ops is None and devices and _all_cpus(devices):
             cross_device_ops = tf.distribute.ReductionToOneDevice()
-        return tf.distribute.MirroredStrategy(
+        strategy = tf.distribute.MirroredStrategy(
             devices, cross_device_ops=cross_device_ops
         )
-    parse_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if (auto_pad
+            and strategy.num_replicas_in_sync > 1
+            and _all_cpus(strategy.extended.worker_devices)
+            and "MALLOC_TOP_PAD_" not in os.environ
+            and host.has_glibc()):
+        host.set_malloc_top_pad(AUTO_MALLOC_TOP_PAD)
+    return strategy
+
+
+def _check_malloc_top_pad(value):
+    """Whether `value` asks for the automatic pad; raises `ValueError` unless
+    it is "auto", None, False or an int in [0, 2**31)."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return True
+    if value is False:
+        return False
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise ValueError(
+            "`malloc_top_pad` must be 'auto', None, False or an int number of "
+            f"bytes in [0, 2**31) (e.g. 64 << 20); got {value!r}."
+        )
+    return False
 
 
 def _all_cpus(devices):
@@ -222,7 +273,9 @@ def build_optimizers(model, strategy=None):
     Optimizers kept as attributes (a discriminator optimizer) must exist
     before `fit` under a distribution strategy, and
     `keras.callbacks.BackupAndRestore` needs built optimizers to restore their
-    state. Call after `compile`; idempotent.
+    state. The package's models call it at the start of their `fit`; call it
+    yourself to build another model, or to read optimizer variables before
+    training. Call after `compile`; idempotent.
 
     Args:
         model: a compiled `keras.Model`.

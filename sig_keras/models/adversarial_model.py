@@ -7,9 +7,10 @@ own `train_step`; this module holds what they share:
   `g_loss` trackers;
 - the two optimizers: `compile(d_optimizer=..., g_optimizer=...)`, saving and
   restoring both from a `.keras` file, and building both inside the model's
-  strategy scope before `fit` (under a distribution strategy, an optimizer
-  kept as an attribute must be built before `fit`, or the first step fails
-  with "You must feed a value for placeholder tensor");
+  strategy scope (`build_optimizers`, which `fit` calls first: under a
+  distribution strategy, an optimizer kept as an attribute must be built
+  before the first step, or it fails with "You must feed a value for
+  placeholder tensor");
 - data validation against `data_range` and the evaluation step;
 - the GAN-SI generator step, for the models that take a SIG term (`GAN`,
   `WGANGP`).
@@ -88,7 +89,8 @@ class AdversarialModel(GenerativeModel):
     Args:
         generator: `keras.Model`. Noise `[n, latent_dim]` -> samples.
         discriminator: `keras.Model`. Samples -> one logit (score) each.
-        latent_dim: int. Width of the noise.
+        latent_dim: int or None. Width of the noise. None reads it from the
+            generator's input. Defaults to None.
         data_range: pair or None. Range of the data and of the generator
             output; `fit` rejects data outside it. None: unbounded.
         seed: int or None. Seed of the model's `SeedGenerator`.
@@ -98,7 +100,7 @@ class AdversarialModel(GenerativeModel):
     _objective = "its own adversarial loss"
     _sub_models = ("generator", "discriminator", "conditional")
 
-    def __init__(self, generator, discriminator, latent_dim, data_range=None, seed=None,
+    def __init__(self, generator, discriminator, latent_dim=None, data_range=None, seed=None,
                  **kwargs):
         super().__init__(seed=seed, **kwargs)
         # === Config ===
@@ -266,10 +268,6 @@ class AdversarialModel(GenerativeModel):
                 optimizer = getattr(self, attr)
                 if not optimizer.built:
                     optimizer.build(variables)
-
-    def fit(self, x=None, y=None, **kwargs):
-        self.build_optimizers()
-        return super().fit(x, y, **kwargs)
 
     # === Training ===
 

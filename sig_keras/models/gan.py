@@ -41,7 +41,8 @@ class GAN(AdversarialModel):
         generator: `keras.Model`. Noise `[n, latent_dim]` -> images in
             `data_range` (e.g. tanh output for [-1, 1]).
         discriminator: `keras.Model`. Images -> one logit per image.
-        latent_dim: int. Width of the noise.
+        latent_dim: int or None. Width of the noise. None reads it from the
+            generator's input. Defaults to None.
         sig_weight: float in [0, 1e6] or "auto" (larger weights overflow float32 losses). Weight lambda of the SIG term.
             Defaults to 0 (plain GAN).
         conditional: `sig_keras.layers.Conditional`, its name or None. The SIG
@@ -74,7 +75,7 @@ class GAN(AdversarialModel):
     >>> images = model.sample(16, seed=0)
     """
 
-    def __init__(self, generator, discriminator, latent_dim, sig_weight=0.0,
+    def __init__(self, generator, discriminator, latent_dim=None, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
                  auto_sig_scale=1.0, auto_weight_momentum=0.99, sig_num_samples=None,
                  seed=None, **kwargs):

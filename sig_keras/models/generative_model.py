@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sig_keras import distribute
 from sig_keras.distribute import reduction
 from sig_keras.utils import random as random_lib
 from sig_keras.utils import validation
@@ -83,7 +84,8 @@ class GenerativeModel(keras.Model):
 
     Subclasses call `super().__init__(seed=seed, **kwargs)` (which makes
     `self.seed_generator`), set `self.generator` (noise -> outputs; a property
-    where the network has another name) and `self.latent_dim`, name their
+    where the network has another name) and `self.latent_dim` (from
+    `_check_generator`, which reads it from the generator when not given), name their
     sub-models in `_sub_models`, add their own hyperparameters to
     `get_config`, and implement `train_step`.
 
@@ -170,20 +172,34 @@ class GenerativeModel(keras.Model):
                 f"`{role}` must be a Keras model or layer; got {network!r}."
             )
 
-    def _check_generator(self, generator, latent_dim):
-        self._check_network(generator, "generator")
+    def _check_generator(self, generator, latent_dim, role="generator"):
+        """The noise width: `latent_dim`, or the input width of `generator`
+        (`role` names it in messages) when `latent_dim` is None.
+
+        Raises `ValueError` when the two disagree, or when `latent_dim` is
+        None and the network has no known input width (a subclassed model,
+        a `Sequential` without `keras.Input`).
+        """
+        self._check_network(generator, role)
+        inputs = getattr(generator, "inputs", None)
+        width = inputs[0].shape[-1] if inputs else None
+        if latent_dim is None:
+            if width is None:
+                raise ValueError(
+                    f"The {role}'s input width is unknown (it has no "
+                    "`keras.Input`), so the noise dimension cannot be read from "
+                    "it; pass `latent_dim`."
+                )
+            return int(width)
         try:
             latent_dim = validation.check_int(latent_dim, "latent_dim", minimum=1)
         except ValueError as error:
             raise ValueError(f"{error} (the noise dimension)") from None
-        inputs = getattr(generator, "inputs", None)
-        if inputs:
-            width = inputs[0].shape[-1]
-            if width is not None and width != latent_dim:
-                raise ValueError(
-                    f"The generator takes inputs of width {width}, but the "
-                    f"noise dimension is {latent_dim}."
-                )
+        if width is not None and width != latent_dim:
+            raise ValueError(
+                f"The {role} takes inputs of width {width}, but the "
+                f"noise dimension is {latent_dim}."
+            )
         return latent_dim
 
     def draw_noise(self, n, seed=None):
@@ -416,21 +432,34 @@ class GenerativeModel(keras.Model):
         return self._check_fit_data(data, "validation_data", "validation_data")
 
     def fit(self, x=None, y=None, **kwargs):
-        """`keras.Model.fit`, after checking the data's shape and values.
+        """`keras.Model.fit`, after building the model and its optimizers and
+        checking the data's shape and values.
 
-        The check runs before any training step, on `x` and on
+        The data check runs first, before any training step, on `x` and on
         `validation_data`: on the whole array for arrays (a Python list of
         numbers is converted to a float32 array), on the first batch for
         `tf.data` datasets. Empty data, ragged or sparse tensors and
         non-numeric values raise `ValueError` naming the argument.
+
+        The model is then built, in the model's strategy scope, and every
+        optimizer (`sig_keras.distribute.build_optimizers`) once all of the
+        model's layers have their variables: an optimizer kept as an
+        attribute (a discriminator's) must exist before `fit` under a
+        distribution strategy, and `FaultTolerantBackup` restores saved
+        optimizer state into built optimizers. A network that only gets its
+        variables on its first call on data (a subclassed VAE encoder) leaves
+        the optimizers to be built at the first step.
         """
         x = self._check_fit_data(x, "x", "data")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._check_validation_data(kwargs["validation_data"])
         # The model has no data-shaped `call`: build it from its generator, or
         # Keras' symbolic build under a strategy calls it on a data batch.
-        if not self.built:
-            self.build()
+        with self.distribute_strategy.scope():
+            if not self.built:
+                self.build()
+        if all(layer.built for layer in self._flatten_layers()):
+            distribute.build_optimizers(self)
         point_shape = self._point_shape()
         if point_shape != self._guard_point_shape:
             # The steps check batches against this shape: trace them again.

@@ -31,7 +31,8 @@ class SIG(GenerativeModel):
             conditional parameters (see `conditional.param_shape`).
         conditional: `sig_keras.layers.Conditional` or its name. The explicit
             `p(x | psi)`.
-        latent_dim: int. Width of the noise `eps`.
+        latent_dim: int or None. Width of the noise `eps`. None reads it from
+            the generator's input. Defaults to None.
         num_samples: int. `K`, the number of generated `psi` per step (global,
             across replicas). Larger is a tighter bound. The `[K, latent_dim]`
             noise and the `K` generator outputs must each have at most
@@ -63,7 +64,7 @@ class SIG(GenerativeModel):
         self,
         generator,
         conditional="normal",
-        latent_dim=10,
+        latent_dim=None,
         num_samples=1000,
         seed=None,
         gather_psi=True,

@@ -51,7 +51,8 @@ class UnrolledGAN(AdversarialModel):
     Args:
         generator: `keras.Model`. Noise `[n, latent_dim]` -> samples.
         discriminator: `keras.Model`. Samples -> one logit per sample.
-        latent_dim: int. Width of the noise `z ~ N(0, I)`.
+        latent_dim: int or None. Width of the noise `z ~ N(0, I)`. None reads
+            it from the generator's input. Defaults to None.
         unrolling_steps: int. `k >= 0`. Defaults to 5.
         unrolling_lr: float. Learning rate of the unrolled SGD steps (in (0, 1e6]).
             Defaults to 1e-2.
@@ -75,7 +76,7 @@ class UnrolledGAN(AdversarialModel):
         self,
         generator,
         discriminator,
-        latent_dim,
+        latent_dim=None,
         unrolling_steps=5,
         unrolling_lr=1e-2,
         generator_loss="non_saturating",

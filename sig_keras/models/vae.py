@@ -71,7 +71,8 @@ class VAE(GenerativeModel):
             `[n, 2 * latent_dim]`: means, then pre-softplus scales.
         decoder: `keras.Model`. Maps `[n, latent_dim]` to conditional
             parameters `[n, *conditional.param_shape(event_shape)]`.
-        latent_dim: int. Width of `z`.
+        latent_dim: int or None. Width of `z`. None reads it from the
+            decoder's input. Defaults to None.
         conditional: `sig_keras.layers.Conditional` or its name. The decoder
             likelihood `p(x | psi)`. Defaults to `"normal"`: a
             `NormalConditional` with fixed scale 0.1 (the paper's toy value).
@@ -101,7 +102,7 @@ class VAE(GenerativeModel):
         self,
         encoder,
         decoder,
-        latent_dim,
+        latent_dim=None,
         conditional="normal",
         min_scale=1e-4,
         kl_weight=1.0,
@@ -111,7 +112,7 @@ class VAE(GenerativeModel):
     ):
         super().__init__(seed=seed, **kwargs)
         # === Config ===
-        self.latent_dim = self._check_generator(decoder, latent_dim)
+        self.latent_dim = self._check_generator(decoder, latent_dim, role="decoder")
         self._check_network(encoder, "encoder")
         outputs = getattr(encoder, "outputs", None)
         if outputs:

@@ -71,7 +71,8 @@ class VEEGAN(AdversarialModel):
         discriminator: `keras.Model`. `[n, data_dim + latent_dim]` -> one logit.
         encoder: `keras.Model`. The reconstructor's mean `F`: samples ->
             `[n, latent_dim]`.
-        latent_dim: int. Width of `z ~ N(0, I)`.
+        latent_dim: int or None. Width of `z ~ N(0, I)`. None reads it from
+            the generator's input. Defaults to None.
         reconstruction_weight: float. Weight in [0, 1e6] of the reconstruction
             term `||z - F(G(z))||^2 / (2 s^2)`. Defaults to 1.
         reconstructor_scale: float. `s` in [1e-6, 1e6], the standard deviation of the
@@ -98,7 +99,7 @@ class VEEGAN(AdversarialModel):
         generator,
         discriminator,
         encoder,
-        latent_dim,
+        latent_dim=None,
         reconstruction_weight=1.0,
         reconstructor_scale=1.0,
         seed=None,

@@ -37,7 +37,8 @@ class WGANGP(AdversarialModel):
         generator: `keras.Model`. Noise -> images in `data_range`.
         discriminator: `keras.Model`. Images -> one score per image (the
             paper's critic).
-        latent_dim: int. Width of the noise.
+        latent_dim: int or None. Width of the noise. None reads it from the
+            generator's input. Defaults to None.
         gradient_penalty_weight: float in [0, 1e6]. Defaults to 10.
         critic_steps: int >= 1. Discriminator updates per generator update,
             the paper's `n_critic`. Defaults to 5.
@@ -55,7 +56,7 @@ class WGANGP(AdversarialModel):
     >>> model.fit(sig_keras.datasets.cifar10("train", 64, seed=0), steps_per_epoch=1000)
     """
 
-    def __init__(self, generator, discriminator, latent_dim, gradient_penalty_weight=10.0,
+    def __init__(self, generator, discriminator, latent_dim=None, gradient_penalty_weight=10.0,
                  critic_steps=5, sig_weight=0.0, conditional=None,
                  data_range=(-1.0, 1.0), auto_sig_scale=1.0, auto_weight_momentum=0.99,
                  sig_num_samples=None, seed=None, **kwargs):
