@@ -9,12 +9,11 @@ trained on the importance-weighted bound (IWAE) with the same decoder network
 is read). Reports, per model and seed:
 
 - the training and held-out bounds in nats per digit, on digits binarized
-  once with a fixed seed: SIG's bound `L_K` (Lemma 1, through
+  once with a fixed seed (`--bound-digits` of each set, a fixed random
+  subset): SIG's bound `L_K` (Lemma 1, through
   `sig_keras.metrics.SemiImplicitLikelihood`) for each `K` of `--sig-k`; the
   VAE's importance-weighted bound `L_k` with `k = --vae-k` draws from its
-  encoder. Both are upper bounds of `-log p(x)`. The training bound uses the
-  first `--bound-digits` training digits, the held-out bound all held-out
-  digits;
+  encoder. Both are upper bounds of `-log p(x)`;
 - sample quality, by a digit classifier (`--classifier`, from
   `examples/train_mnist_classifier.py`) on the Bernoulli means of
   `--eval-samples` samples: the share classified with probability above 0.9,
@@ -98,9 +97,12 @@ def intensities(images):
     return images.astype(np.float32) / 255.0
 
 
-def binarize_once(probs, seed):
-    """One Bernoulli draw per pixel with the given intensities (fixed seed)."""
-    return (np.random.default_rng(seed).uniform(size=probs.shape) < probs).astype(np.float32)
+def bound_digits(probs, n, seed):
+    """`n` digits drawn without replacement (the sources list digits by class),
+    binarized once: one Bernoulli draw per pixel of its intensity."""
+    rng = np.random.default_rng(seed)
+    probs = probs[np.sort(rng.permutation(len(probs))[:n])]
+    return (rng.uniform(size=probs.shape) < probs).astype(np.float32)
 
 
 def training_stream(probs, batch_size, seed):
@@ -331,8 +333,8 @@ def _format(results, real, args, device):
              f"device {device}", ""]
     lines += experiment.markdown_table(header, rows)
     lines += ["", f"Bounds in nats per digit, on digits binarized once (seed {EVAL_SEED}): "
-              f"train = the first {args.bound_digits} training digits, heldout = all "
-              f"{args.heldout} held-out digits. `_K<K>`: SIG's L_K (Lemma 1) with K "
+              f"{args.bound_digits} training and {args.bound_digits} held-out digits (a "
+              f"fixed random subset of each). `_K<K>`: SIG's L_K (Lemma 1) with K "
               f"generated psi; `_k<k>`: the VAE's importance-weighted bound with k encoder "
               f"draws. Sample columns on {args.eval_samples} Bernoulli means; memorization "
               f"on the first {args.memorization_samples} (share whose nearest training digit "
@@ -387,7 +389,7 @@ def parse_args(argv=None):
                    help="Adam learning rate (cosine decay to a tenth)")
     p.add_argument("--noise-dim", type=experiment.positive_int("--noise-dim"), default=32,
                    help="noise width of both models")
-    p.add_argument("--hidden", type=_hidden, default=(256, 512),
+    p.add_argument("--hidden", type=_hidden, default=(256, 256),
                    help="decoder hidden ReLU layers (the encoder mirrors them)")
     p.add_argument("--num-samples", type=experiment.positive_int("--num-samples"),
                    default=1000, help="SIG's K per training step")
@@ -398,7 +400,8 @@ def parse_args(argv=None):
     p.add_argument("--vae-k", type=experiment.positive_int("--vae-k"), default=5000,
                    help=f"k of the VAE's bound (a multiple of {VAE_BOUND_CHUNK})")
     p.add_argument("--bound-digits", type=experiment.positive_int("--bound-digits"),
-                   default=1000, help="training digits the training bound is measured on")
+                   default=1000, help="digits of each set (training, held-out) the bounds "
+                   "are measured on, a fixed random subset")
     p.add_argument("--eval-samples", type=experiment.positive_int("--eval-samples"),
                    default=10_000, help="samples scored by the classifier")
     p.add_argument("--memorization-samples", type=experiment.positive_int(
@@ -437,13 +440,13 @@ def main(argv=None):
     classifier = keras.models.load_model(args.classifier, compile=False)
     (train_images, _), (heldout_images, _) = load_digits(args)
     args.train_digits = len(train_images)
-    if args.bound_digits > len(train_images):
+    if args.bound_digits > len(heldout_images):
         raise ValueError(f"--bound-digits {args.bound_digits} exceeds the "
-                         f"{len(train_images)} training digits.")
+                         f"{len(heldout_images)} held-out digits.")
     train_probs, heldout_probs = intensities(train_images), intensities(heldout_images)
     data = ((train_probs, heldout_probs),
-            (binarize_once(train_probs[:args.bound_digits], EVAL_SEED),
-             binarize_once(heldout_probs, EVAL_SEED + 1)))
+            (bound_digits(train_probs, args.bound_digits, EVAL_SEED),
+             bound_digits(heldout_probs, args.bound_digits, EVAL_SEED + 1)))
     os.makedirs(args.output_dir, exist_ok=True)
     backup = experiment.Backup(args.backup_dir, strategy, settings=run_settings(args))
     results = [run_one(name, seed, args, data, classifier, strategy, backup)
