@@ -383,7 +383,7 @@ def parse_args(argv=None):
                    help="digits held out, stratified by class")
     p.add_argument("--seeds", type=experiment.positive_int("--seeds"), default=1,
                    help="seeds 0 .. seeds - 1")
-    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=10_000)
+    p.add_argument("--steps", type=experiment.positive_int("--steps"), default=12_000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=100)
     p.add_argument("--lr", type=experiment.positive_float("--lr", maximum=1.0), default=1e-3,
                    help="Adam learning rate (cosine decay to a tenth)")
@@ -392,7 +392,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=_hidden, default=(256, 256),
                    help="decoder hidden ReLU layers (the encoder mirrors them)")
     p.add_argument("--num-samples", type=experiment.positive_int("--num-samples"),
-                   default=1000, help="SIG's K per training step")
+                   default=3000, help="SIG's K per training step")
     p.add_argument("--importance-samples", type=experiment.int_flag(
         "--importance-samples", minimum=2), default=8, help="the VAE's k per training step")
     p.add_argument("--sig-k", type=_int_list("--sig-k"), default=[10_000, 100_000],
