@@ -17,6 +17,8 @@ the table's caption. Writes the table as CSV and Markdown, a scatter plot
     python examples/mixture_of_gaussians.py --std 0.05       # PacGAN protocol
     python examples/mixture_of_gaussians.py --models gan,vae,veegan,unrolled_gan,sig
     python examples/mixture_of_gaussians.py --fast           # smoke run
+    python examples/mixture_of_gaussians.py --toy uneven_grid --models sig,gan --seeds 3
+                                          # Figure 3a: column masses, figure3a.md/png
     python examples/mixture_of_gaussians.py --backup-dir /tmp/mog_backup
                                           # re-run the same command to resume
 
@@ -316,6 +318,11 @@ def run_one(name, args, grid, seed, strategy, backup):
                                            capture_share=0.0)
     small.update_state(samples[:SMALL_PROTOCOL_SAMPLES])
     result.update({f"{k}_2500": float(v) for k, v in small.result().items()})
+    # Figure 3a: the components' shares of the high-quality samples (as in the
+    # KL) against the true weights, in total variation and per grid column.
+    shares = metric.mode_counts.numpy() / max(float(metric.mode_counts.numpy().sum()), 1.0)
+    result["tv"] = 0.5 * float(np.abs(shares - grid.weights).sum())
+    result.update({f"column_{c + 1}": float(m) for c, m in enumerate(column_masses(shares))})
     result["wall_s"] = wall
     result["heldout_nll"] = heldout_nll(model_mixing(model), grid,
                                         heldout_data(grid, args), seed=seed)
@@ -327,18 +334,42 @@ def run_one(name, args, grid, seed, strategy, backup):
 
 def save_preset(model, name, args, steps, batch_size, lr, wall):
     """`--save-preset DIR`: seed 0's model as the preset `DIR/<model>_grid25`
-    (`_std005` etc. for another --std), its metrics measured on
-    --eval-samples samples (`sig_keras.presets.save_trained`)."""
+    (`<model>_uneven_grid25` for `--toy uneven_grid`; `_std005` etc. for
+    another --std), its metrics measured on --eval-samples samples
+    (`sig_keras.presets.save_trained`)."""
     suffix = "" if args.std == 0.1 else "_std" + f"{args.std:g}".replace(".", "")
-    directory = os.path.join(args.save_preset, f"{name}_grid25{suffix}")
+    toy = "grid25" if args.toy == "grid" else "uneven_grid25"
+    directory = os.path.join(args.save_preset, f"{name}_{toy}{suffix}")
     sig_keras.presets.save_trained(
-        model, directory, data={"toy": "grid", "kwargs": {"std": args.std}},
+        model, directory, data={"toy": args.toy, "kwargs": {"std": args.std}},
         command=sig_keras.presets.command_line("examples/mixture_of_gaussians.py",
                                                args.argv),
         num_samples=args.eval_samples, seed=0,
         training={"steps": steps, "batch_size": batch_size, "lr": lr,
                   "wall_s": round(wall, 1), "seed": 0})
     print(f"wrote preset {directory}", flush=True)
+
+
+def column_masses(shares):
+    """Per-column sums of the `size x size` grid's component shares (the
+    centres are listed column by column: index `column * size + row`)."""
+    size = int(round(np.sqrt(len(shares))))
+    return np.asarray(shares).reshape(size, size).sum(axis=1)
+
+
+def format_columns(grid, csv_rows):
+    """Figure 3a table: each run's column masses and TV, the truth, the mean TV."""
+    size = int(round(np.sqrt(len(grid.weights))))
+    header = ["model", "seed"] + [f"column {c + 1}" for c in range(size)] + ["TV"]
+    rows = [["truth", ""] + [f"{m:.3f}" for m in column_masses(grid.weights)] + [""]]
+    rows += [[r["model"], r["seed"]] + [f"{r[f'column_{c + 1}']:.3f}" for c in range(size)]
+             + [f"{r['tv']:.4f}"] for r in csv_rows]
+    for name in dict.fromkeys(r["model"] for r in csv_rows):
+        tv = np.array([r["tv"] for r in csv_rows if r["model"] == name])
+        rows.append([f"{name} (mean TV)", ""] + [""] * size + [f"{tv.mean():.4f} +- {tv.std():.4f}"])
+    return "\n".join(experiment.markdown_table(header, rows)) + (
+        "\n\nColumn masses: shares of the high-quality samples by grid column; TV: "
+        "total variation between the components' shares and the true weights.\n")
 
 
 def summarize(rows):
@@ -377,7 +408,7 @@ def format_table(summary, args, entropy=None):
         ["model", "modes / 25", "high-quality share", "KL"],
         [[name] + [fmt[k].format(*s[k + "_2500"]) for k in ("modes", "high_quality", "kl")]
          for name, s in summary.items()])
-    if args.std == 0.1:
+    if args.std == 0.1 and args.toy == "grid":
         lines += [""] + experiment.markdown_table(
             ["(paper, std 0.1)", "modes / 25", "high-quality share", "KL", ""],
             [[name, *PAPER[name], ""] for name in summary])
@@ -414,6 +445,9 @@ def parse_args(argv=None):
     scale = dict(minimum=validation.MIN_SCALE, maximum=validation.MAX_SCALE)
     p.add_argument("--std", type=experiment.float_flag("--std", **scale), default=0.1,
                    help="grid component std: 0.1 (paper) or 0.05 (PacGAN)")
+    p.add_argument("--toy", choices=("grid", "uneven_grid"), default="grid",
+                   help="grid: Table 1's 25 equal Gaussians; uneven_grid: Figure 3a, columns "
+                   "1, 3, 5 hold twice the data of columns 2 and 4 (writes figure3a.md/png)")
     experiment.add_seeds_flag(p, default=5)
     experiment.add_steps_flag(
         p, default=None, details="default per model; exactly: 10 epochs of up to "
@@ -441,7 +475,8 @@ def parse_args(argv=None):
                    "'true' forces it on one device")
     p.add_argument("--save-preset", default=None, metavar="DIR",
                    help="write seed 0's model of each model as a preset "
-                   "DIR/<model>_grid25[_std<std>] (sig_keras.presets)")
+                   "DIR/<model>_grid25[_std<std>] (uneven_grid25 with --toy uneven_grid; "
+                   "sig_keras.presets)")
     p.add_argument("--fast", action="store_true",
                    help="smoke run: 200 steps, one seed, 5,000 samples")
     args = p.parse_args(argv)
@@ -479,7 +514,7 @@ def run_settings(args):
 def main(argv=None):
     args = parse_args(argv)
     strategy = distribute.get_strategy(args.strategy)
-    grid = datasets.gaussian_grid(std=args.std)
+    grid = datasets.get_toy(args.toy, std=args.std)
     os.makedirs(args.output_dir, exist_ok=True)
     backup = experiment.Backup(args.backup_dir, strategy, suffix=".npz", per_run_folder=True,
                                settings=run_settings(args))
@@ -507,8 +542,13 @@ def main(argv=None):
     experiment.write_text(os.path.join(args.output_dir, "table1.md"),
                           header + "\n\n" + table + "\n")
     experiment.write_csv(os.path.join(args.output_dir, "table1.csv"), csv_rows)
-    plot(grid, last_samples, os.path.join(args.output_dir, "figure2.png"))
-    print(f"wrote {args.output_dir}/table1.md, table1.csv, figure2.png and logs/")
+    figure = "figure3a" if args.toy == "uneven_grid" else "figure2"
+    plot(grid, last_samples, os.path.join(args.output_dir, f"{figure}.png"))
+    if args.toy == "uneven_grid":
+        columns = format_columns(grid, csv_rows)
+        print("\n" + columns)
+        experiment.write_text(os.path.join(args.output_dir, "figure3a.md"), columns)
+    print(f"wrote {args.output_dir}/table1.md, table1.csv, {figure}.png and logs/")
     backup.complete()
     return summary
 
