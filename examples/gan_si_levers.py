@@ -241,7 +241,7 @@ class Evaluation(keras.callbacks.Callback):
             modes.update_state(images)
             if 1000 * i < FEATURE_SAMPLES:
                 kept.append(images)
-        generated = tf.concat(kept, axis=0)
+        generated = tf.concat(kept, axis=0)[:FEATURE_SAMPLES]
         pr = PrecisionRecall("identity", num_features=int(self.real_features.shape[-1]), k=5,
                              capacity=FEATURE_SAMPLES)
         pr.update_state_from_features(self.real_features, self.extract(generated))

