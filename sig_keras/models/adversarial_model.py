@@ -426,7 +426,10 @@ class AdversarialModel(GenerativeModel):
                     "sig_weight": self.sig_weight,
                     "auto_sig_scale": self.auto_sig_scale,
                     "auto_weight_momentum": self.auto_weight_momentum,
-                    "sig_num_samples": self.sig_num_samples,
                 }
             )
+            # Only when set: a subclass written without `sig_num_samples`
+            # keeps loading its configs.
+            if self.sig_num_samples is not None:
+                config["sig_num_samples"] = self.sig_num_samples
         return config
