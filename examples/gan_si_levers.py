@@ -334,8 +334,7 @@ def main(argv=None):
         return responsibilities(args)
     if args.discriminator_check:
         return discriminator_check(args)
-    classifier = (keras.saving.load_model(args.classifier) if args.classifier.endswith(".keras")
-                  else sig_keras.presets.load(args.classifier))
+    classifier = experiment.load_classifier(args.classifier)
     data = sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
                                             source=args.source, path=args.npz)
     real = next(iter(sig_keras.datasets.stacked_mnist(

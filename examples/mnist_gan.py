@@ -69,12 +69,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_classifier(name_or_path):
-    if name_or_path.endswith(".keras"):
-        return keras.saving.load_model(name_or_path)
-    return sig_keras.presets.load(name_or_path)
-
-
 class DigitEvaluation(keras.callbacks.Callback):
     """Classifier scores, diversity and a grid every `every` steps."""
 
@@ -128,7 +122,7 @@ def main(argv=None):
                                  latent_dim=100, sig_weight=args.sig_weight, seed=args.seed)
     model.compile(d_optimizer=keras.optimizers.Adam(args.learning_rate),
                   g_optimizer=keras.optimizers.Adam(args.learning_rate))
-    evaluation = DigitEvaluation(args, load_classifier(args.classifier), real)
+    evaluation = DigitEvaluation(args, experiment.load_classifier(args.classifier), real)
     model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0,
               callbacks=[evaluation,
                          experiment.ProgressLogger("mnist_gan",

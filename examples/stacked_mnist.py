@@ -112,7 +112,7 @@ def parse_args(argv=None):
                    help="samples per evaluation during training")
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
-                   help="train nothing: merge the results.json of earlier runs' "
+                   help="train nothing: merge the results.json of finished runs' "
                    "--output-dir folders into one table and one modes-vs-step figure in "
                    "--output-dir")
     args = p.parse_args(argv)
@@ -292,7 +292,7 @@ def plot_history(args, rows):
 
 
 def merge(args):
-    """One table and figure from the results.json of several earlier runs."""
+    """One table and figure from the results.json of several finished runs."""
     rows = []
     for directory in args.merge:
         with open(os.path.join(directory, "results.json")) as f:
@@ -311,8 +311,7 @@ def main(argv=None):
     if args.merge:
         return merge(args)
     strategy = distribute.get_strategy(args.strategy)
-    classifier = (sig_keras.presets.load("mnist_digit_classifier") if args.classifier is None
-                  else keras.saving.load_model(args.classifier))
+    classifier = experiment.load_classifier(args.classifier or "mnist_digit_classifier")
     extractor = mnist_classifier_features(classifier)
     real = real_features(args, extractor)
     backup = experiment.Backup(args.backup_dir, strategy)

@@ -179,6 +179,16 @@ def add_seeds_flag(parser, default):
     return parser
 
 
+def load_classifier(name_or_path):
+    """A digit classifier: a `.keras` file, or the name of a classifier preset
+    (e.g. "mnist_digit_classifier", `sig_keras.presets.load`)."""
+    if str(name_or_path).endswith(".keras"):
+        return keras.saving.load_model(name_or_path)
+    from sig_keras import presets  # the presets import the models, which import this module
+
+    return presets.load(name_or_path)
+
+
 def int_flag(flag, minimum=None, maximum=None):
     """An argparse `type=` for the integer flag `flag` (e.g. `"--steps"`):
     the value must be an integer (not `2.5`) in `[minimum, maximum]`

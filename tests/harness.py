@@ -22,6 +22,7 @@ files; `start_worker` / `wait_all` run `tests/_train_worker.py` in
 subprocesses.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -46,6 +47,18 @@ FIT_MODES = {
     "jit": dict(run_eagerly=False, jit_compile=True),
 }
 fit_modes = pytest.mark.parametrize("fit_mode", list(FIT_MODES))
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def load_example(name):
+    """Imports examples/<name>.py as a fresh module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}",
+                                                  os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def compiled(model, **compile_kwargs):

@@ -6,7 +6,6 @@ TensorFlow in a subprocess costs 5-10 s); the image examples read
 """
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,17 +15,12 @@ import keras
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+from tests import harness as h
+
 MOG_MODELS = ["gan", "vae", "veegan", "unrolled_gan", "sig"]
 
 
-def _example(name):
-    """Imports examples/<name>.py as a fresh module."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_example = h.load_example
 
 
 def _is_png(path):
@@ -575,7 +569,7 @@ def test_count_data_mirrored_deterministic_backup_subprocess(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        sys.path.insert(0, {EXAMPLES!r})
+        sys.path.insert(0, {h.EXAMPLES!r})
         import count_data
         get_strategy, used = count_data.distribute.get_strategy, []
         count_data.distribute.get_strategy = (

@@ -1,20 +1,15 @@
 """examples/gan_si_levers.py on tiny settings."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import harness as h
+
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location(
-        "gan_si_levers_example", os.path.join(ROOT, "examples", "gan_si_levers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return h.load_example("gan_si_levers")
 
 
 @pytest.mark.parametrize("flags", [

@@ -2,7 +2,6 @@
 grid of Figure 3a (examples/mixture_of_gaussians.py --toy uneven_grid)."""
 
 import csv
-import importlib.util
 import os
 
 import keras
@@ -11,15 +10,11 @@ import pytest
 
 import sig_keras
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+from tests import harness as h
 
 
-def _example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+_example = h.load_example
 
 
 def _is_png(path):

@@ -1,23 +1,18 @@
 """The DCGAN tutorial networks and examples/mnist_gan.py on tiny settings."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
 import sig_keras
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import harness as h
+
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location(
-        "mnist_gan_example", os.path.join(ROOT, "examples", "mnist_gan.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return h.load_example("mnist_gan")
 
 
 def test_tutorial_networks_shapes_and_range():
