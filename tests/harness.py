@@ -61,6 +61,52 @@ def load_example(name):
     return module
 
 
+# Measures how much of 32 MB of freed small heap blocks glibc gives back to the
+# system (`released()`, bytes), for the malloc top pad tests.
+MALLOC_PROBE = """
+import ctypes
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+def released(n=320, size=100 * 1024):
+    # Heap blocks (below the 128 KiB mmap threshold), touched, then freed.
+    blocks = [libc.malloc(size) for _ in range(n)]
+    for b in blocks:
+        ctypes.memset(b, 1, size)
+    held = rss()
+    for b in reversed(blocks):
+        libc.free(b)
+    return held - rss()
+"""
+
+
+def run_malloc_probes(setup, measure, env=None, attempts=3):
+    """Runs `setup + MALLOC_PROBE + measure` in fresh processes (the pad is
+    process-wide); `measure` prints two `released()` counts, without and with
+    the pad. RSS is shared with the process's other threads (TensorFlow's
+    pools), so one probe can be disturbed on a loaded machine: up to
+    `attempts` probes, stopping at the first where the pad shows (over 24 MB
+    given back without it, under 4 MB with it). Returns every probe's pair."""
+    results = []
+    for _ in range(attempts):
+        out = subprocess.run(
+            [sys.executable, "-c", setup + MALLOC_PROBE + measure], capture_output=True,
+            text=True, timeout=300, check=True, env=env,
+        ).stdout.split()
+        without, with_pad = int(out[-2]), int(out[-1])
+        results.append((without, with_pad))
+        if without > 24e6 and with_pad < 4e6:
+            break
+    return results
+
+
 def compiled(model, **compile_kwargs):
     """`model` after `model.compile(**compile_kwargs)`."""
     model.compile(**compile_kwargs)

@@ -9,7 +9,6 @@ all-reduce and the gathered likelihood matrix).
 """
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -79,30 +78,7 @@ def test_get_strategy_rejects_a_cross_device_ops_name():
         distribute.get_strategy("mirrored", cross_device_ops="nccl")
 
 
-_MALLOC_PROBE = """
-import ctypes, sys
-from sig_keras import distribute
-
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = (ctypes.c_size_t,)
-libc.free.argtypes = (ctypes.c_void_p,)
-page = 4096
-
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-
-def released(n=320, size=100 * 1024):
-    # Heap blocks (below the 128 KiB mmap threshold), touched, then freed.
-    blocks = [libc.malloc(size) for _ in range(n)]
-    for b in blocks:
-        ctypes.memset(b, 1, size)
-    held = rss()
-    for b in reversed(blocks):
-        libc.free(b)
-    return held - rss()
-
+_MALLOC_MEASURE = """
 before = released()
 distribute.set_malloc_top_pad(64 << 20)
 after = released()
@@ -115,22 +91,13 @@ print(before, after)
 )
 def test_set_malloc_top_pad_keeps_freed_heap_mapped():
     # glibc gives back freed heap memory at once by default; with a 64 MiB
-    # top pad, 32 MB freed stays mapped. In a fresh process: process-wide.
-    # RSS is shared with the process's other threads (TensorFlow's pools):
-    # on a loaded machine one probe can be disturbed, so up to three probes,
-    # each in a fresh process; the setting must show in one of them.
-    results = []
-    for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, "-c", _MALLOC_PROBE], capture_output=True, text=True,
-            timeout=300, check=True,
-        ).stdout.split()
-        before, after = int(out[-2]), int(out[-1])
-        results.append((before, after))
-        if before > 24e6 and after < 4e6:
-            return
-    pytest.fail(f"freed heap (bytes returned to the system) before and after "
-                f"the 64 MiB top pad, per probe: {results}")
+    # top pad, 32 MB freed stays mapped. In fresh processes
+    # (`harness.run_malloc_probes`).
+    results = h.run_malloc_probes("from sig_keras import distribute\n", _MALLOC_MEASURE)
+    before, after = results[-1]
+    if not (before > 24e6 and after < 4e6):
+        pytest.fail(f"freed heap (bytes returned to the system) before and after "
+                    f"the 64 MiB top pad, per probe: {results}")
 
 
 @pytest.mark.parametrize("value", [-1, 2**31, 1.5, True, "64", None])

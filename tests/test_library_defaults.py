@@ -6,7 +6,6 @@ explicit spelling it replaces (which keeps working).
 """
 
 import os
-import subprocess
 import sys
 
 import keras
@@ -274,33 +273,16 @@ def test_get_strategy_rejects_malloc_top_pad_for_the_default_strategy(pad_calls)
         distribute.get_strategy("default", malloc_top_pad=1 << 20)
 
 
-_PAD_PROBE = """
-import ctypes, os
+_PAD_SETUP = """
+import os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from sig_keras import distribute
+"""
 
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = (ctypes.c_size_t,)
-libc.free.argtypes = (ctypes.c_void_p,)
-
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-def released(n=320, size=100 * 1024):
-    # Heap blocks (below the 128 KiB mmap threshold), touched, then freed.
-    blocks = [libc.malloc(size) for _ in range(n)]
-    for b in blocks:
-        ctypes.memset(b, 1, size)
-    held = rss()
-    for b in reversed(blocks):
-        libc.free(b)
-    return held - rss()
-
+_PAD_MEASURE = """
 distribute.get_strategy("mirrored", malloc_top_pad=False)
 opted_out = released()
 distribute.get_strategy("mirrored")
@@ -313,17 +295,10 @@ print(opted_out, padded)
 def test_get_strategy_pad_keeps_freed_heap_mapped():
     """In a fresh process (the pad is process-wide): after an opted-out
     strategy glibc returns 32 MB of freed heap; after a default one it keeps
-    it. RSS is shared with TensorFlow's threads, so up to three probes."""
+    it (`harness.run_malloc_probes`)."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_TOP_PAD_"}
-    results = []
-    for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, "-c", _PAD_PROBE], capture_output=True, text=True,
-            timeout=300, check=True, env=env,
-        ).stdout.split()
-        opted_out, padded = int(out[-2]), int(out[-1])
-        results.append((opted_out, padded))
-        if opted_out > 24e6 and padded < 4e6:
-            return
-    pytest.fail(f"freed heap returned to the system (bytes) after an opted-out "
-                f"and after a default 2-replica CPU strategy, per probe: {results}")
+    results = h.run_malloc_probes(_PAD_SETUP, _PAD_MEASURE, env=env)
+    opted_out, padded = results[-1]
+    if not (opted_out > 24e6 and padded < 4e6):
+        pytest.fail(f"freed heap returned to the system (bytes) after an opted-out "
+                    f"and after a default 2-replica CPU strategy, per probe: {results}")
