@@ -71,18 +71,6 @@ FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
 DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
 
 
-def _positive_float(flag):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive number; got {text!r}")
-        return value
-    return parse
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="GAN-SI levers on Stacked MNIST.")
     p.add_argument("--name", required=True, help="run name (a folder of --output-dir)")
@@ -98,23 +86,25 @@ def parse_args(argv=None):
                    "(examples/train_mnist_classifier.py)")
     p.add_argument("--sig-weight", default="auto", help="'auto' or a number; 0: DCGAN")
     p.add_argument("--auto-rule", default="norms", choices=["norms", "mean", "log"])
-    p.add_argument("--auto-sig-scale", type=_positive_float("--auto-sig-scale"), default=1.0)
-    p.add_argument("--auto-sig-scale-end", type=_positive_float("--auto-sig-scale-end"),
+    p.add_argument("--auto-sig-scale", type=experiment.positive_float("--auto-sig-scale"), default=1.0)
+    p.add_argument("--auto-sig-scale-end", type=experiment.positive_float("--auto-sig-scale-end"),
                    default=None)
     p.add_argument("--auto-sig-scale-steps", type=experiment.positive_int(
         "--auto-sig-scale-steps"), default=2000)
-    p.add_argument("--sig-scale", type=_positive_float("--sig-scale"), default=0.1)
-    p.add_argument("--sig-scale-end", type=_positive_float("--sig-scale-end"), default=None)
+    p.add_argument("--sig-scale", type=experiment.positive_float("--sig-scale"), default=0.1)
+    p.add_argument("--sig-scale-end", type=experiment.positive_float("--sig-scale-end"), default=None)
     p.add_argument("--sig-scale-steps", type=experiment.positive_int("--sig-scale-steps"),
                    default=2000)
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None)
-    p.add_argument("--d-lr", type=_positive_float("--d-lr"), default=2e-4)
-    p.add_argument("--g-lr", type=_positive_float("--g-lr"), default=2e-4)
-    p.add_argument("--discriminator-width", type=_positive_float("--discriminator-width"),
+    p.add_argument("--d-lr", type=experiment.positive_float("--d-lr"), default=2e-4)
+    p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=2e-4)
+    p.add_argument("--discriminator-width", type=experiment.positive_float("--discriminator-width"),
                    default=1.0)
-    p.add_argument("--discriminator-dropout", type=float, default=0.0)
-    p.add_argument("--ema", type=float, default=0.0,
+    p.add_argument("--discriminator-dropout", default=0.0, type=experiment.float_flag(
+        "--discriminator-dropout", 0.0, 1.0, max_inclusive=False))
+    p.add_argument("--ema", default=0.0, type=experiment.float_flag(
+        "--ema", 0.0, 1.0, max_inclusive=False),
                    help="momentum of a generator weight EMA that is evaluated (0: none)")
     p.add_argument("--responsibilities", action="store_true",
                    help="train nothing: print the effective sample size of the SIG "
@@ -130,10 +120,6 @@ def parse_args(argv=None):
             args.sig_weight = float(args.sig_weight)
         except ValueError:
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
-    if not 0.0 <= args.discriminator_dropout < 1.0:
-        p.error("--discriminator-dropout must be in [0, 1)")
-    if not 0.0 <= args.ema < 1.0:
-        p.error("--ema must be in [0, 1)")
     if args.sig_samples is not None and args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
     if args.classifier.endswith(".keras") and not os.path.exists(args.classifier):

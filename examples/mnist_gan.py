@@ -48,7 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=1000)
     p.add_argument("--eval-samples", type=experiment.int_flag("--eval-samples", 2),
                    default=5000)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--learning-rate", default=1e-4, type=experiment.float_flag(
+        "--learning-rate", 0.0, 1.0, min_inclusive=False, max_inclusive=False))
     p.add_argument("--sig-weight", default="0",
                    help="'auto' or a number: the SIG weight (0: plain DCGAN)")
     p.add_argument("--classifier", default="mnist_digit_classifier",
@@ -61,8 +62,6 @@ def parse_args(argv=None):
             args.sig_weight = float(args.sig_weight)
         except ValueError:
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
-    if not 0 < args.learning_rate < 1:
-        p.error(f"--learning-rate must be in (0, 1); got {args.learning_rate}")
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
