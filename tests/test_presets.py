@@ -314,3 +314,12 @@ def test_example_refuses_unwritable_preset_dir(name, tmp_path, capsys):
             ["--save-preset", str(blocker / "sub")])
     assert e.value.code == 2
     assert "--save-preset: cannot create directory" in capsys.readouterr().err
+
+
+def test_load_classifier_names_a_bad_preset_or_file():
+    from sig_keras import experiment
+
+    with pytest.raises(ValueError, match="Unknown preset 'no_such_preset'.*mnist_digit_classifier"):
+        experiment.load_classifier("no_such_preset")
+    with pytest.raises(ValueError, match="missing.keras"):
+        experiment.load_classifier("missing.keras")
