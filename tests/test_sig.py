@@ -144,6 +144,15 @@ def test_sample_and_sample_mixing_shapes_and_seeds():
         model.sample(0)
 
 
+def test_sample_mean_is_the_conditional_mean_of_sample_mixing():
+    model = _model(conditional=layers.BernoulliConditional(), output_dim=6)
+    np.testing.assert_allclose(model.sample_mean(5, seed=2).numpy(),
+                               1.0 / (1.0 + np.exp(-model.sample_mixing(5, seed=2).numpy())),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        model.sample_mean(0)
+
+
 def test_normal_samples_are_psi_plus_scaled_noise():
     model = _model(conditional=layers.NormalConditional(1e-3))
     x = model.sample(200, seed=2).numpy()

@@ -126,6 +126,11 @@ class Conditional(keras.layers.Layer):
         scores, row = self.pairwise_log_prob_terms(x, psi)
         return scores + row[:, tf.newaxis]
 
+    def mean(self, psi):
+        """`E[x | psi]`, shaped like the data: the Normal's location, the
+        Poisson's rate, the Bernoulli's probabilities `sigmoid(psi)`."""
+        return self.distribution(psi).mean()
+
     def sample(self, psi, seed):
         """Draws one `x` per `psi`. `seed`: a stateless seed, int32 `[2]`."""
         return self.distribution(psi).sample(seed=tf.cast(seed, tf.int32))

@@ -51,6 +51,11 @@ class GAN(AdversarialModel):
             `fit` rejects data outside it. Defaults to (-1, 1).
         label_smoothing: float. One-sided label smoothing of the real label in
             the discriminator loss. Defaults to 0.
+        r1_weight: float in [0, 1e6]. Weight gamma of the R1 penalty
+            `(gamma / 2) ||grad_x D(x)||^2` on real data added to the
+            discriminator loss (Mescheder et al., 2018): it keeps the
+            discriminator's input gradient, the signal the generator follows,
+            small on the data. Defaults to 0 (none).
         auto_sig_scale: float in (0, 1e6]. With "auto", lambda = auto_sig_scale * ratio.
             Defaults to 1.
         auto_weight_momentum: float. EMA momentum of the gradient norms of the
@@ -78,13 +83,14 @@ class GAN(AdversarialModel):
     def __init__(self, generator, discriminator, latent_dim=None, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
                  auto_sig_scale=1.0, auto_weight_momentum=0.99, sig_num_samples=None,
-                 seed=None, **kwargs):
+                 r1_weight=0.0, seed=None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
                             sig_num_samples)
         self.label_smoothing = validation.check_float(
             label_smoothing, "label_smoothing", 0.0, 1.0, max_inclusive=False)
+        self.r1_weight = validation.check_float(r1_weight, "r1_weight", 0.0, 1e6)
 
     @staticmethod
     def _default_d_optimizer():
@@ -108,10 +114,21 @@ class GAN(AdversarialModel):
         # Discriminator step (label smoothing in training only).
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as d_tape:
-            real_logits = self.discriminator(x, training=True)
+            if self.r1_weight:
+                with tf.GradientTape() as x_tape:
+                    x_tape.watch(x)
+                    real_logits = self.discriminator(x, training=True)
+                    real_sum = tf.reduce_sum(real_logits)
+                grad_x = x_tape.gradient(real_sum, x)
+                penalty = 0.5 * self.r1_weight * tf.reduce_sum(
+                    tf.reshape(tf.square(grad_x), [tf.shape(x)[0], -1]), axis=1)
+            else:
+                real_logits = self.discriminator(x, training=True)
+                penalty = 0.0
             fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
             d_loss = reduction.replica_mean(
                 minimax_discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+                + penalty
             )
         d_grads = d_tape.gradient(d_loss, d_vars)
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
@@ -126,6 +143,8 @@ class GAN(AdversarialModel):
     def get_config(self):
         config = super().get_config()
         config["label_smoothing"] = self.label_smoothing
+        if self.r1_weight:
+            config["r1_weight"] = self.r1_weight
         return config
 
 

@@ -129,6 +129,17 @@ class SIG(GenerativeModel):
             seed = validation.check_int(seed, "seed")
         return self.generator(self.draw_noise(n, seed), training=False)
 
+    def sample_mean(self, n, seed=None):
+        """`E[x | psi]` of `n` mixing draws: the conditional's mean at each
+        `psi` of `sample_mixing(n, seed)` (Bernoulli: the pixel probabilities
+        `sigmoid(psi)`, the images a digit model is usually shown by).
+
+        Args:
+            n: int. Number of draws (checked as in `sample`).
+            seed: int or None. As in `sample_mixing`.
+        """
+        return self.conditional.mean(self.sample_mixing(n, seed))
+
     # === Config ===
 
     def get_config(self):

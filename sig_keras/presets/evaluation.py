@@ -8,8 +8,8 @@ A preset's `metadata.json` names its data as a dict (`data_spec`):
   digits (source, binarisation).
 
 `measure(model, data, num_samples, seed)` draws `num_samples` samples with
-`model.sample(num_samples, seed=seed)` and returns the metrics for that kind
-of data:
+`model.sample(num_samples, seed=seed)` (`sample_mean` for digit models that
+have one: see `draw`) and returns the metrics for that kind of data:
 
 - Gaussian grid (`sig_keras.metrics.ModeCoverage`, Table 1's protocol):
   `modes`, `high_quality`, `kl` on all samples, and `modes_2500`,
@@ -144,14 +144,20 @@ def metrics_of_samples(samples, data, classifier=None):
     return _digit_metrics(samples, classifier)
 
 
-def draw(model, num_samples, seed):
-    """`model.sample(num_samples, seed=seed)` as a NumPy array."""
+def draw(model, num_samples, seed, data=None):
+    """`num_samples` samples of `model` drawn with `seed`, as a NumPy array:
+    `model.sample`, except for digit data from a model with a `sample_mean`
+    (SIG with the Bernoulli conditional), whose samples are the pixel
+    probabilities `E[x | psi]` (`sample_mean`), the images digit models are
+    shown and scored by."""
+    if data is not None and data_kind(data) == "digits" and hasattr(model, "sample_mean"):
+        return np.asarray(model.sample_mean(int(num_samples), seed=int(seed)))
     return np.asarray(model.sample(int(num_samples), seed=int(seed)))
 
 
 def measure(model, data, num_samples, seed, classifier=None):
     """Metrics of `num_samples` samples of `model` drawn with `seed`."""
-    return metrics_of_samples(draw(model, num_samples, seed), data, classifier)
+    return metrics_of_samples(draw(model, num_samples, seed, data), data, classifier)
 
 
 def _mean_std(v):
