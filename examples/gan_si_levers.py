@@ -138,22 +138,11 @@ def parse_args(argv=None):
 
 
 def discriminator(args):
-    """Appendix C's discriminator, its filters times `--discriminator-width`,
-    with batch norm after the 2nd and 3rd convolutions when
-    `--discriminator-batch-norm` and optional dropout after each convolution."""
-    _, kd = {"S": (1, 0.5), "M": (1, 1), "L": (2, 1)}[args.size]
-    inputs = keras.Input((28, 28, 3), name="images")
-    h = inputs
-    for i, width in enumerate((8, 16, 32)):
-        h = keras.layers.Conv2D(int(width * kd * args.discriminator_width), 4, strides=2,
-                                padding="same")(h)
-        if args.discriminator_batch_norm and i > 0:
-            h = sig_keras.layers.SyncBatchNormalization()(h)
-        h = keras.layers.LeakyReLU(0.2)(h)
-        if args.discriminator_dropout:
-            h = keras.layers.Dropout(args.discriminator_dropout)(h)
-    h = keras.layers.Flatten()(h)
-    return keras.Model(inputs, keras.layers.Dense(1)(h), name="discriminator")
+    """Appendix C's discriminator (`sig_keras.networks.mnist3_discriminator`)
+    with the study's batch-norm, width and dropout settings."""
+    return sig_keras.networks.mnist3_discriminator(
+        args.size, batch_norm=args.discriminator_batch_norm, width=args.discriminator_width,
+        dropout=args.discriminator_dropout)
 
 
 class LeverGAN(GAN):

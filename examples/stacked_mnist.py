@@ -21,7 +21,11 @@ the trained generator (`generator.keras`) per run.
 
 DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
 `--sig-scale`, the sigma of the Normal conditional) take comma-separated
-lists: every combination is one DCGAN-SI run (an ablation).
+lists: every combination is one DCGAN-SI run (an ablation). `--sig-samples K`
+gives the SIG term K generated samples (K > batch; `GAN`'s
+`sig_num_samples`); `--discriminator-batch-norm`, `--discriminator-width` and
+`--discriminator-dropout` change Appendix C's discriminator
+(`sig_keras.networks.mnist3_discriminator`).
 
 Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished runs are
 read back, the interrupted one goes on from its last checkpoint (every
@@ -99,6 +103,16 @@ def parse_args(argv=None):
                    help="batch norm in the discriminator (off by default: with real "
                    "and generated images in separate batches it normalises away their "
                    "difference in mean brightness, and DCGAN stops learning it)")
+    p.add_argument("--discriminator-width", type=experiment.positive_float(
+        "--discriminator-width"), default=1.0,
+                   help="multiplier on the discriminator's filters (8, 16, 32 at size M)")
+    p.add_argument("--discriminator-dropout", type=experiment.float_flag(
+        "--discriminator-dropout", 0.0, 1.0, max_inclusive=False), default=0.0,
+                   help="dropout rate after each discriminator convolution")
+    p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
+                   default=None,
+                   help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
+                   "at least --batch-size; default: the batch)")
     p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
                    default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
@@ -138,6 +152,9 @@ def parse_args(argv=None):
         p.error(source_error)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
+    if args.sig_samples is not None and args.sig_samples < args.batch_size:
+        p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
+                f"got {args.sig_samples}")
     # Numeric flags were range-checked by their `type=` (exit code 2).
     if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
@@ -189,9 +206,11 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     with strategy.scope():
         model = GAN(sig_keras.networks.mnist3_generator(args.size),
                     sig_keras.networks.mnist3_discriminator(
-                        args.size, batch_norm=args.discriminator_batch_norm),
+                        args.size, batch_norm=args.discriminator_batch_norm,
+                        width=args.discriminator_width, dropout=args.discriminator_dropout),
                     latent_dim=256, sig_weight=weight, conditional=NormalConditional(sigma),
-                    auto_sig_scale=auto_scale, seed=seed)
+                    auto_sig_scale=auto_scale,
+                    sig_num_samples=args.sig_samples if weight else None, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
     evaluation = SampleEvaluation(StackedMNISTModes(classifier, splits=SPLITS),

@@ -128,6 +128,9 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("stacked_mnist", ["--auto-sig-scale", "1,-2"], "expected comma-separated positive numbers"),
     ("stacked_mnist", ["--sig-scale", "nan"], "expected comma-separated positive numbers"),
     ("stacked_mnist", ["--eval-every", "0"], "--eval-every must be >= 1"),
+    ("stacked_mnist", ["--sig-samples", "32"], "--sig-samples must be at least --batch-size (64)"),
+    ("stacked_mnist", ["--discriminator-dropout", "1"], "--discriminator-dropout must be"),
+    ("stacked_mnist", ["--discriminator-width", "0"], "--discriminator-width must be"),
     ("stacked_mnist", ["--source", "kaggle"], "invalid choice: 'kaggle'"),
     ("stacked_mnist", ["--merge", "/nonexistent"], "--merge: no results.json in ['/nonexistent']"),
     ("train_mnist_classifier", ["--source", "npz"], "--source npz needs --npz PATH"),
@@ -414,7 +417,8 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
     rows = _example("stacked_mnist").main([
         "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
         "--models", "dcgan_si", "--auto-sig-scale", "0.5,2", "--sig-scale", "0.2",
-        "--eval-every", "1", "--eval-samples", "10", "--source", "npz", "--npz", str(npz),
+        "--sig-samples", "16", "--discriminator-batch-norm", "--discriminator-width", "2",
+        "--discriminator-dropout", "0.3", "--eval-every", "1", "--eval-samples", "10", "--source", "npz", "--npz", str(npz),
         "--classifier", classifier, "--output-dir", str(tmp_path / "runs")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI[a=0.5,s=0.2]", "DCGAN-SI[a=2,s=0.2]"]
     assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]

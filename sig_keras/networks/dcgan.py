@@ -30,6 +30,7 @@ global batch under a distribution strategy. The toy MLPs are in
 import keras
 
 from sig_keras.layers.normalization import SyncBatchNormalization
+from sig_keras.utils import validation
 
 _MNIST3_SIZES = {"S": (1.0, 0.5), "M": (1.0, 1.0), "L": (2.0, 1.0)}
 
@@ -47,9 +48,10 @@ def _bn():
     return SyncBatchNormalization()
 
 
-def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name):
+def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name, dropout=0.0):
     """Stride-2 convolutions with LeakyReLU(0.2) (batch norm after all but the
-    first when `batch_norm`), flatten, one logit."""
+    first when `batch_norm`; dropout after each when `dropout`), flatten, one
+    logit."""
     inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
     h = inputs
     for i, width in enumerate(filters):
@@ -57,6 +59,8 @@ def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name):
         if batch_norm and i > 0:
             h = _bn()(h)
         h = keras.layers.LeakyReLU(0.2)(h)
+        if dropout:
+            h = keras.layers.Dropout(dropout)(h)
     h = keras.layers.Flatten()(h)
     outputs = keras.layers.Dense(1)(h)
     return keras.Model(inputs, outputs, name=name)
@@ -93,17 +97,24 @@ def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"
     return keras.Model(inputs, outputs, name=name)
 
 
-def mnist3_discriminator(size="M", batch_norm=True, name="discriminator"):
+def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
+                         name="discriminator"):
     """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
 
     Args:
         size: "S", "M" or "L". Sets `Kd` (0.5, 1, 1). Defaults to "M".
         batch_norm: bool. Batch norm on the 2nd and 3rd convolutions (DCGAN
             convention); use False for a WGAN-GP critic. Defaults to True.
+        width: float > 0. Multiplier on the filters (8, 16, 32 at size M).
+            Defaults to 1 (Appendix C).
+        dropout: float in [0, 1). Dropout rate after each convolution.
+            Defaults to 0 (Appendix C).
     """
     _, kd = _size(size)
-    filters = (int(8 * kd), int(16 * kd), int(32 * kd))
-    return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name)
+    width = validation.check_float(width, "width", 0.0, 1e3, min_inclusive=False)
+    dropout = validation.check_float(dropout, "dropout", 0.0, 1.0, max_inclusive=False)
+    filters = tuple(max(1, int(round(f * kd * width))) for f in (8, 16, 32))
+    return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout)
 
 
 def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
