@@ -59,7 +59,7 @@ def test_sample_npy_is_the_model_samples(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(path), expected.numpy())
 
 
-@pytest.mark.parametrize("name", ["sig_grid25", "sig_counts_nb"])
+@pytest.mark.parametrize("name", ["sig_grid25", "sig_counts_nb", "sig_mnist_digits"])
 def test_sample_png(name, tmp_path, capsys):
     path = str(tmp_path / "s.png")
     code, _, _ = run(["sample", name, "--num", "2000", "--out", path], capsys)
@@ -81,7 +81,8 @@ def test_evaluate_sig_grid25(capsys):
     assert code == 0 and "modes" in out
     rows, _ = cli.evaluate("sig_grid25")
     fresh = {key: new for key, _, new, _ in rows}
-    assert fresh["modes"] == 25 and fresh["high_quality"] >= 0.91  # paper: 0.91 +- 0.04
+    # The bar of the presets issue; the paper: 0.91 +- 0.04.
+    assert fresh["modes"] == 25 and fresh["high_quality"] >= 0.93
     assert all(old == new for _, old, new, _ in rows)  # the stored seed
     assert all(within for *_, within in rows)
 
