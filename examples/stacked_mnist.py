@@ -36,6 +36,7 @@ import argparse
 import itertools
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,6 +59,7 @@ from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
+PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
            "marginal_entropy", "fid", "kid", "precision", "recall", "density", "coverage")
@@ -125,6 +127,9 @@ def parse_args(argv=None):
                    default=5000,
                    help="samples per evaluation during training")
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
+    p.add_argument("--save-preset", default=None, metavar="DIR",
+                   help="write seed 0's DCGAN and DCGAN-SI as the presets "
+                   "DIR/dcgan_stacked_mnist_<size> and DIR/dcgan_si_stacked_mnist_<size>")
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                    help="train nothing: merge the results.json of finished runs' "
                    "--output-dir folders into one table and one modes-vs-step figure in "
@@ -159,6 +164,14 @@ def parse_args(argv=None):
     if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
                 "examples/train_mnist_classifier.py")
+    if args.save_preset:
+        if len(args.auto_sig_scale) * len(args.sig_scale) > 1:
+            p.error("--save-preset saves one DCGAN-SI: give one --auto-sig-scale and one "
+                    "--sig-scale")
+        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
+        if error:
+            p.error(f"--save-preset: {error}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     experiment.check_backup_dir(p, args.backup_dir)
     return args
 
@@ -241,7 +254,28 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     result["wall_s"] = time.perf_counter() - start
     result["history"] = evaluation.history
     result["eval_samples"] = args.eval_samples
+    if args.save_preset and seed == 0 and label in ("DCGAN", "DCGAN-SI"):
+        save_preset(model, label, args, classifier, result["wall_s"])
     return result
+
+
+def save_preset(model, label, args, classifier, wall):
+    """`--save-preset DIR`: seed 0's DCGAN and DCGAN-SI as the presets
+    `DIR/dcgan_stacked_mnist_<size>` and `DIR/dcgan_si_stacked_mnist_<size>`,
+    their Stacked MNIST metrics measured on `PRESET_SAMPLES` samples
+    (`sig_keras.presets.save_trained`)."""
+    name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
+    directory = os.path.join(args.save_preset, name)
+    training = {"steps": args.steps, "batch_size": args.batch_size, "lr": 2e-4,
+                "wall_s": round(wall, 1), "seed": 0}
+    if label == "DCGAN-SI":
+        training.update(sig_weight=args.sig_weight, auto_sig_scale=args.auto_sig_scale[0],
+                        sig_scale=args.sig_scale[0], sig_samples=args.sig_samples)
+    sig_keras.presets.save_trained(
+        model, directory, data={"images": "stacked_mnist", "source": args.source},
+        command=sig_keras.presets.command_line("examples/stacked_mnist.py", args.argv),
+        num_samples=PRESET_SAMPLES, seed=0, classifier=classifier, training=training)
+    print(f"wrote preset {directory}", flush=True)
 
 
 def write_tables(args, rows):

@@ -418,7 +418,8 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
         "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
         "--models", "dcgan_si", "--auto-sig-scale", "0.5,2", "--sig-scale", "0.2",
         "--sig-samples", "16", "--discriminator-batch-norm", "--discriminator-width", "2",
-        "--discriminator-dropout", "0.3", "--eval-every", "1", "--eval-samples", "10", "--source", "npz", "--npz", str(npz),
+        "--discriminator-dropout", "0.3", "--eval-every", "1", "--eval-samples", "10",
+        "--source", "npz", "--npz", str(npz),
         "--classifier", classifier, "--output-dir", str(tmp_path / "runs")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI[a=0.5,s=0.2]", "DCGAN-SI[a=2,s=0.2]"]
     assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]

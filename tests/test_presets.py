@@ -304,8 +304,49 @@ def test_grid_example_writes_preset(tmp_path, monkeypatch):
     assert evaluation.measure(model, meta["data"], 500, 0) == meta["metrics"]["values"]
 
 
+def test_stacked_mnist_example_writes_both_presets(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "NUM_SPREAD_SEEDS", 2)
+    inputs = keras.Input((28, 28, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    classifier = str(tmp_path / "digits.keras")
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(pooled)).save(classifier)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 40), x_test=np.zeros((8, 28, 28), np.uint8),
+             y_test=np.zeros(8, np.int64))
+    module = _example("stacked_mnist")
+    monkeypatch.setattr(module, "PRESET_SAMPLES", 30)
+    module.main(["--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
+                 "--feature-samples", "10", "--source", "npz", "--npz", str(npz),
+                 "--classifier", classifier, "--sig-samples", "16",
+                 "--output-dir", str(tmp_path / "runs"),
+                 "--save-preset", str(tmp_path / "presets")])
+    for name, cls in (("dcgan_stacked_mnist_s", 0.0), ("dcgan_si_stacked_mnist_s", "auto")):
+        directory = str(tmp_path / "presets" / name)
+        meta = presets.load_metadata(directory)
+        assert meta["data"] == {"images": "stacked_mnist", "source": "npz"}
+        assert meta["command"].startswith("python examples/stacked_mnist.py --size S")
+        model = models.GAN.from_preset(directory)
+        assert model.sig_weight == cls
+        values = evaluation.measure(model, meta["data"], 30, 0,
+                                    keras.models.load_model(classifier))
+        assert values == meta["metrics"]["values"]
+        assert set(values) == {"modes", "high_quality", "kl", "inception_score"}
+    assert presets.load_metadata(str(tmp_path / "presets" / "dcgan_si_stacked_mnist_s"))[
+        "training"]["sig_samples"] == 16
+
+
+def test_stacked_mnist_save_preset_needs_one_dcgan_si(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        _example("stacked_mnist").parse_args(["--auto-sig-scale", "1,10",
+                                              "--save-preset", str(tmp_path)])
+    assert e.value.code == 2
+    assert "--save-preset saves one DCGAN-SI" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["mixture_of_gaussians", "count_data",
-                                  "train_mnist_classifier", "mnist_digits"])
+                                  "train_mnist_classifier", "mnist_digits", "stacked_mnist"])
 def test_example_refuses_unwritable_preset_dir(name, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

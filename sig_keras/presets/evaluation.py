@@ -4,8 +4,8 @@ A preset's `metadata.json` names its data as a dict (`data_spec`):
 
 - `{"toy": "grid", "kwargs": {"std": 0.1}}`: a toy of
   `sig_keras.datasets.get_toy` (the 25-Gaussian grid, the count targets).
-- `{"images": "mnist_digits", ...}`: image data; the extra keys say which
-  digits (source, binarisation).
+- `{"images": "mnist_digits", ...}` and `{"images": "stacked_mnist", ...}`:
+  image data; the extra keys say which digits (source, binarisation).
 
 `measure(model, data, num_samples, seed)` draws `num_samples` samples with
 `model.sample(num_samples, seed=seed)` (`sample_mean` for digit models that
@@ -22,6 +22,11 @@ have one: see `draw`) and returns the metrics for that kind of data:
   (scaled to its [-1, 1] input range): `digit_kl`, the KL of the label
   histogram from uniform over the 10 digits, `digits` (labels with at least
   1% of the samples) and `high_quality` (top probability above 0.9).
+- Stacked MNIST (`sig_keras.metrics.StackedMNISTModes`, Table 2's protocol,
+  the same classifier on each channel): `modes` (digit triples with at
+  least one sample, of 1,000), `high_quality` (every channel's top
+  probability above 0.7), `kl` (KL(generated || uniform) over the triples)
+  and `inception_score`.
 
 Sampling is seeded, so the same model, count and seed give the same
 numbers; `measure_with_spread` adds the spread of each metric over other
@@ -56,9 +61,12 @@ def data_kind(data):
         return "counts"
     if data.get("images") == "mnist_digits":
         return "digits"
+    if data.get("images") == "stacked_mnist":
+        return "stacked_mnist"
     raise ValueError(
         f"No evaluation for data {data!r}; known: toy 'grid', 'uneven_grid', "
-        "'negative_binomial', 'poisson_nb_mixture' and images 'mnist_digits'."
+        "'negative_binomial', 'poisson_nb_mixture' and images 'mnist_digits', "
+        "'stacked_mnist'."
     )
 
 
@@ -130,6 +138,18 @@ def _digit_metrics(samples, classifier):
     }
 
 
+def _stacked_mnist_metrics(samples, classifier):
+    from sig_keras.metrics import StackedMNISTModes
+
+    metric = StackedMNISTModes(classifier)
+    images = np.asarray(samples, np.float32)
+    for start in range(0, len(images), 1000):
+        metric.update_state(images[start:start + 1000])
+    result = metric.result()
+    return {key: float(result[key])
+            for key in ("modes", "high_quality", "kl", "inception_score")}
+
+
 def metrics_of_samples(samples, data, classifier=None):
     """The metrics of `samples` for data spec `data` (see the module doc)."""
     kind = data_kind(data)
@@ -141,6 +161,8 @@ def metrics_of_samples(samples, data, classifier=None):
         from sig_keras import presets
 
         classifier = presets.load("mnist_digit_classifier")
+    if kind == "stacked_mnist":
+        return _stacked_mnist_metrics(samples, classifier)
     return _digit_metrics(samples, classifier)
 
 
