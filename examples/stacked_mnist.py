@@ -22,8 +22,11 @@ the trained generator (`generator.keras`) per run.
 DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
 `--sig-scale`, the sigma of the Normal conditional) take comma-separated
 lists: every combination is one DCGAN-SI run (an ablation). `--sig-samples K`
-gives the SIG term K generated samples (K > batch; `GAN`'s
-`sig_num_samples`); `--discriminator-batch-norm`, `--discriminator-width` and
+gives the SIG term K generated samples (`GAN`'s `sig_num_samples`). The
+defaults are those that stopped the collapse in docs/gan_si.md: K = 512,
+`--auto-sig-scale 10` and batch norm in the discriminator. The paper's
+setting is `--auto-sig-scale 1 --sig-samples 64` (K = the batch), and
+`--no-discriminator-batch-norm`, `--discriminator-width` and
 `--discriminator-dropout` change Appendix C's discriminator
 (`sig_keras.networks.mnist3_discriminator`).
 
@@ -59,6 +62,9 @@ from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
+# DCGAN-SI's defaults (docs/gan_si.md): K = 512 generated samples in the SIG
+# term and 10x the automatic weight, with batch norm in the discriminator.
+DEFAULT_SIG_SAMPLES = 512
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
@@ -96,15 +102,15 @@ def parse_args(argv=None):
     experiment.add_output_dir_flag(p, "stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
-    p.add_argument("--auto-sig-scale", type=_float_list, default=[1.0],
+    p.add_argument("--auto-sig-scale", type=_float_list, default=[10.0],
                    help="factor(s) on the automatic SIG weight (comma-separated: one "
-                   "DCGAN-SI run per value)")
+                   "DCGAN-SI run per value; the paper's setting: 1)")
     p.add_argument("--sig-scale", type=_float_list, default=[0.1],
                    help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
-    p.add_argument("--discriminator-batch-norm", action="store_true",
-                   help="batch norm in the discriminator (off by default: with real "
-                   "and generated images in separate batches it normalises away their "
-                   "difference in mean brightness, and DCGAN stops learning it)")
+    p.add_argument("--discriminator-batch-norm", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="batch norm after the discriminator's 2nd and 3rd convolutions "
+                   "(the DCGAN convention; --no-discriminator-batch-norm turns it off)")
     p.add_argument("--discriminator-width", type=experiment.positive_float(
         "--discriminator-width"), default=1.0,
                    help="multiplier on the discriminator's filters (8, 16, 32 at size M)")
@@ -114,7 +120,8 @@ def parse_args(argv=None):
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
-                   "at least --batch-size; default: the batch)")
+                   f"at least --batch-size; default: {DEFAULT_SIG_SAMPLES} or the batch if "
+                   "larger; the paper's setting: the batch)")
     p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
                    default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
@@ -157,7 +164,9 @@ def parse_args(argv=None):
         p.error(source_error)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
-    if args.sig_samples is not None and args.sig_samples < args.batch_size:
+    if args.sig_samples is None:
+        args.sig_samples = max(DEFAULT_SIG_SAMPLES, args.batch_size)
+    elif args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
                 f"got {args.sig_samples}")
     # Numeric flags were range-checked by their `type=` (exit code 2).
