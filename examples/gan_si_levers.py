@@ -30,6 +30,8 @@ The levers:
   `--sig-scale-end` over `--sig-scale-steps`;
 - `--sig-samples`: K, generated samples in the SIG term (`GAN`'s
   `sig_num_samples`; at least the batch);
+- `--sig-data`: real images in the SIG term per step, more than the
+  discriminator's batch (which stays `--batch-size`);
 - `--d-lr`, `--g-lr`: the two Adam learning rates (beta_1 = 0.5);
 - `--r1`: the R1 penalty on the discriminator (`GAN`'s `r1_weight`);
   `--discriminator-batch-norm`: batch norm after its 2nd and 3rd
@@ -61,6 +63,7 @@ import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
+from sig_keras.losses import minimax_discriminator_loss  # noqa: E402
 from sig_keras.losses import semi_implicit as semi_implicit_lib  # noqa: E402
 from sig_keras.metrics import PrecisionRecall  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
@@ -100,6 +103,9 @@ def parse_args(argv=None):
                    default=2000)
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None)
+    p.add_argument("--sig-data", type=experiment.positive_int("--sig-data"), default=None,
+                   help="real images in the SIG term per step (at least --batch-size; the "
+                   "discriminator still sees --batch-size of them); default: the batch")
     p.add_argument("--d-lr", type=experiment.positive_float("--d-lr"), default=2e-4)
     p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=2e-4)
     p.add_argument("--discriminator-width", type=experiment.positive_float("--discriminator-width"),
@@ -129,6 +135,8 @@ def parse_args(argv=None):
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
     if args.sig_samples is not None and args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
+    if args.sig_data is not None and args.sig_data < args.batch_size:
+        p.error(f"--sig-data must be at least --batch-size ({args.batch_size})")
     if args.classifier.endswith(".keras") and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
     source_error = datasets.mnist_source_flags_error(args)
@@ -149,10 +157,32 @@ class LeverGAN(GAN):
     """`GAN` whose automatic SIG weight follows `--auto-rule` and the
     `--auto-sig-scale` schedule (the library's rule is `norms`)."""
 
-    def __init__(self, *args, auto_rule="norms", schedule=None, **kwargs):
+    def __init__(self, *args, auto_rule="norms", schedule=None, d_batch=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.auto_rule = auto_rule
         self.schedule = schedule  # (log start, log end, steps) or None
+        self.d_batch = d_batch  # with --sig-data: the discriminator's share of the batch
+
+    def train_step(self, data):
+        """`GAN.train_step`, except that with `--sig-data` the data batch is
+        larger than the GAN batch: the discriminator and the generated batch
+        use its first `d_batch` images, the SIG term all of them."""
+        if self.d_batch is None:
+            return super().train_step(data)
+        x_all = self._real_batch(data)
+        x = x_all[:self.d_batch]
+        noise = self.draw_noise_like(x)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(noise, training=True)
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as d_tape:
+            d_loss = tf.reduce_mean(minimax_discriminator_loss(
+                self.discriminator(x, training=True),
+                self.discriminator(tf.stop_gradient(fake), training=True)))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        self._report((self.d_loss_tracker, d_loss))
+        self._generator_step(x_all, g_tape, fake)
+        return self.metric_logs()
 
     def _combine_sig_gradient(self, adv, sig):
         if self.sig_weight != "auto":
@@ -293,7 +323,6 @@ def responsibilities(args):
 
 def discriminator_check(args):
     """Discriminator loss against the frozen, untrained generator."""
-    from sig_keras.losses import minimax_discriminator_loss
 
     generator = sig_keras.networks.mnist3_generator(args.size)
     disc = discriminator(args)
@@ -329,8 +358,8 @@ def main(argv=None):
     if args.discriminator_check:
         return discriminator_check(args)
     classifier = experiment.load_classifier(args.classifier)
-    data = sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
-                                            source=args.source, path=args.npz)
+    data = sig_keras.datasets.stacked_mnist("train", args.sig_data or args.batch_size,
+                                            seed=args.seed, source=args.source, path=args.npz)
     real = next(iter(sig_keras.datasets.stacked_mnist(
         "train", FEATURE_SAMPLES, seed=12_345, source=args.source, path=args.npz)))[0]
     schedule = None
@@ -342,7 +371,7 @@ def main(argv=None):
                      conditional=NormalConditional(args.sig_scale),
                      auto_sig_scale=args.auto_sig_scale, sig_num_samples=args.sig_samples,
                      r1_weight=args.r1, seed=args.seed, auto_rule=args.auto_rule,
-                     schedule=schedule)
+                     schedule=schedule, d_batch=args.batch_size if args.sig_data else None)
     g_optimizer = keras.optimizers.Adam(args.g_lr, beta_1=0.5)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
                   g_optimizer=g_optimizer)

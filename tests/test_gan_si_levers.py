@@ -17,6 +17,7 @@ def _example():
      "--auto-sig-scale-steps", "2"],
     ["--auto-rule", "mean", "--ema", "0.9", "--discriminator-width", "2"],
     ["--sig-weight", "0", "--d-lr", "8e-4"],
+    ["--sig-data", "24", "--sig-samples", "16", "--discriminator-batch-norm", "--r1", "1"],
 ])
 def test_run_writes_history_and_grids(tmp_path, flags):
     pytest.importorskip("mlxtend")
@@ -43,6 +44,8 @@ def test_run_writes_history_and_grids(tmp_path, flags):
     (["--discriminator-dropout", "1"], "--discriminator-dropout"),
     (["--classifier", "missing.keras"], "missing.keras"),
     (["--d-lr", "-1"], "--d-lr"),
+    (["--sig-data", "4"], "--sig-data must be at least --batch-size"),
+    (["--r1", "-1"], "--r1"),
 ])
 def test_bad_flags(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
