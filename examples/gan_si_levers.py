@@ -123,11 +123,17 @@ def parse_args(argv=None):
                    help="train nothing: print the effective sample size of the SIG "
                    "responsibilities on real images for several sigmas and K, and the "
                    "largest pixel-covariance eigenvalues")
+    p.add_argument("--reached", default=None, metavar="GENERATOR",
+                   help="train nothing: for a saved generator (.keras), print the share of "
+                   "a 64-sample batch that gets SIG gradient in a step (K = --sig-samples, "
+                   "64 and 512 real images, sigma --sig-scale)")
     p.add_argument("--discriminator-check", action="store_true",
                    help="train nothing but the discriminator, 300 steps against the "
                    "frozen initial generator, and print its loss")
     args = p.parse_args(argv)
-    args.analysis = args.responsibilities or args.discriminator_check
+    args.analysis = args.responsibilities or args.discriminator_check or args.reached
+    if args.reached and not os.path.isfile(args.reached):
+        p.error(f"--reached {args.reached} does not exist")
     if args.sig_weight != "auto":
         try:
             args.sig_weight = float(args.sig_weight)
@@ -321,6 +327,36 @@ def responsibilities(args):
     return rows
 
 
+def reached(args, trials=10):
+    """Share of the 64 differentiable batch samples that some real image
+    gives SIG responsibility above 0.5 (the hard assignment of sigma 0.1),
+    among K = `--sig-samples` generated samples (default 512), for 64 and
+    512 real images; mean and std over `trials` batches. Samples below it
+    get (almost) no SIG gradient in that step."""
+    generator = keras.saving.load_model(args.reached)
+    k = args.sig_samples or 512
+    batches = iter(sig_keras.datasets.stacked_mnist("train", 512, seed=5, source=args.source,
+                                                    path=args.npz))
+    rng = np.random.default_rng(args.seed)
+    shares = {64: [], 512: []}
+    for _ in range(trials):
+        real = next(batches)[0].numpy().reshape(512, -1).astype(np.float64)
+        noise = rng.normal(size=(k, 256)).astype(np.float32)
+        fake = np.asarray(generator(noise, training=True)).reshape(k, -1).astype(np.float64)
+        for n in shares:
+            x = real[:n]
+            d2 = (x * x).sum(1)[:, None] + (fake * fake).sum(1)[None] - 2.0 * x @ fake.T
+            logits = -d2 / (2.0 * args.sig_scale**2)
+            w = np.exp(logits - logits.max(axis=1, keepdims=True))
+            w /= w.sum(axis=1, keepdims=True)
+            shares[n].append(float(np.mean(w[:, :64].sum(axis=0) > 0.5)))
+    result = {n: (float(np.mean(v)), float(np.std(v))) for n, v in shares.items()}
+    for n, (mean, std) in result.items():
+        print(f"{n} real images, K = {k}: share of the 64 batch samples reached "
+              f"{mean:.3f} +- {std:.3f}")
+    return result
+
+
 def discriminator_check(args):
     """Discriminator loss against the frozen, untrained generator."""
 
@@ -357,6 +393,8 @@ def main(argv=None):
         return responsibilities(args)
     if args.discriminator_check:
         return discriminator_check(args)
+    if args.reached:
+        return reached(args)
     classifier = experiment.load_classifier(args.classifier)
     data = sig_keras.datasets.stacked_mnist("train", args.sig_data or args.batch_size,
                                             seed=args.seed, source=args.source, path=args.npz)

