@@ -180,13 +180,7 @@ class LeverGAN(GAN):
         noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
-        d_vars = self.discriminator.trainable_variables
-        with tf.GradientTape() as d_tape:
-            d_loss = tf.reduce_mean(minimax_discriminator_loss(
-                self.discriminator(x, training=True),
-                self.discriminator(tf.stop_gradient(fake), training=True)))
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        self._report((self.d_loss_tracker, d_loss))
+        self._discriminator_step(x, fake)
         self._generator_step(x_all, g_tape, fake)
         return self.metric_logs()
 

@@ -110,8 +110,14 @@ class GAN(AdversarialModel):
         noise = self.draw_noise_like(x)
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
+        self._discriminator_step(x, fake)
+        # Generator step on the same generated batch (Algorithm 1).
+        self._generator_step(x, g_tape, fake)
+        return self.metric_logs()
 
-        # Discriminator step (label smoothing in training only).
+    def _discriminator_step(self, x, fake):
+        """One discriminator update on real `x` and generated `fake` (label
+        smoothing and the R1 penalty in training only); updates its tracker."""
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as d_tape:
             if self.r1_weight:
@@ -133,10 +139,6 @@ class GAN(AdversarialModel):
         d_grads = d_tape.gradient(d_loss, d_vars)
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         self._report((self.d_loss_tracker, d_loss))
-
-        # Generator step on the same generated batch (Algorithm 1).
-        self._generator_step(x, g_tape, fake)
-        return self.metric_logs()
 
     # === Config ===
 
