@@ -137,10 +137,7 @@ def parse_args(argv=None):
     experiment.add_run_flags(p, runs="targets", save_freq=BACKUP_EVERY)
     args = p.parse_args(argv)
     args.argv = argv  # the command a preset records
-    if args.save_preset:
-        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
-        if error:
-            p.error(f"--save-preset: {error}")
+    experiment.check_preset_dir(p, args.save_preset)
     args.names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(args.names) - set(TARGETS))
     if unknown or not args.names:

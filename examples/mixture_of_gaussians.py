@@ -481,10 +481,7 @@ def parse_args(argv=None):
                    help="smoke run: 200 steps, one seed, 5,000 samples")
     args = p.parse_args(argv)
     args.argv = argv  # the command a preset records
-    if args.save_preset:
-        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
-        if error:
-            p.error(f"--save-preset: {error}")
+    experiment.check_preset_dir(p, args.save_preset)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(BUILDERS))
     if unknown or not names:

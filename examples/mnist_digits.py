@@ -57,7 +57,6 @@ checkpoint, written at the end of each of its 10 epochs.
 import argparse
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -428,13 +427,10 @@ def parse_args(argv=None):
         p.error(source_error)
     if args.classifier.endswith(".keras") and not os.path.isfile(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist")
-    if args.save_preset:
-        if "sig" not in names:
-            p.error("--save-preset saves the SIG model: --models must include sig")
-        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
-        if error:
-            p.error(f"--save-preset: {error}")
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.save_preset and "sig" not in names:
+        p.error("--save-preset saves the SIG model: --models must include sig")
+    experiment.check_preset_dir(p, args.save_preset)
+    args.argv = argv  # the command a preset records
     chunk = min(VAE_BOUND_CHUNK, args.vae_k)
     if args.vae_k % chunk:
         p.error(f"--vae-k must be a multiple of {VAE_BOUND_CHUNK}; got {args.vae_k}")

@@ -39,7 +39,6 @@ import argparse
 import itertools
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,14 +172,11 @@ def parse_args(argv=None):
     if args.classifier is not None and not os.path.exists(args.classifier):
         p.error(f"--classifier {args.classifier} does not exist; train one with "
                 "examples/train_mnist_classifier.py")
-    if args.save_preset:
-        if len(args.auto_sig_scale) * len(args.sig_scale) > 1:
-            p.error("--save-preset saves one DCGAN-SI: give one --auto-sig-scale and one "
-                    "--sig-scale")
-        error = sig_keras.presets.preset_utils.directory_error(args.save_preset)
-        if error:
-            p.error(f"--save-preset: {error}")
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.save_preset and len(args.auto_sig_scale) * len(args.sig_scale) > 1:
+        p.error("--save-preset saves one DCGAN-SI: give one --auto-sig-scale and one "
+                "--sig-scale")
+    experiment.check_preset_dir(p, args.save_preset)
+    args.argv = argv  # the command a preset records
     experiment.check_backup_dir(p, args.backup_dir)
     return args
 

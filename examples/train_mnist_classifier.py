@@ -54,10 +54,7 @@ def parse_args(argv=None):
                    "DIR/mnist_digit_classifier (sig_keras.presets)")
     args = p.parse_args(argv)
     args.argv = argv  # the command a preset records
-    if args.save_preset:
-        error = presets.preset_utils.directory_error(args.save_preset)
-        if error:
-            p.error(f"--save-preset: {error}")
+    experiment.check_preset_dir(p, args.save_preset)
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)

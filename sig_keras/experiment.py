@@ -323,6 +323,18 @@ def run_settings(args, ignore=()):
     return {k: v for k, v in sorted(vars(args).items()) if k not in ignore}
 
 
+def check_preset_dir(parser, directory):
+    """Validates `--save-preset DIR` while parsing (`parser.error`, exit code
+    2): the directory must exist or be creatable, and be writable."""
+    if not directory:
+        return
+    from sig_keras.presets import preset_utils  # the presets import this module
+
+    error = preset_utils.directory_error(directory)
+    if error:
+        parser.error(f"--save-preset: {error}")
+
+
 def check_backup_dir(parser, directory, settings=None):
     """Validates `--backup-dir` while parsing (`parser.error`, exit code 2).
 
