@@ -131,6 +131,16 @@ def test_other_class_is_refused_naming_both(vae_preset):
 # === Bad input ===
 
 
+@pytest.mark.parametrize("data, message", [
+    ({"images": "cifar10"}, "No evaluation for data .*'mnist_digits', 'stacked_mnist'"),
+    ({"toy": "spiral"}, "No evaluation for data .*'mnist_digits', 'stacked_mnist'"),
+    (["grid"], "must be a dict"),
+])
+def test_evaluation_names_data_it_cannot_score(data, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation.data_kind(data)
+
+
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match=r"Unknown preset 'no_such'.*sig_grid25"):
         presets.load("no_such")
