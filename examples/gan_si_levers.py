@@ -143,8 +143,7 @@ def parse_args(argv=None):
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
     if args.sig_data is not None and args.sig_data < args.batch_size:
         p.error(f"--sig-data must be at least --batch-size ({args.batch_size})")
-    if args.classifier.endswith(".keras") and not os.path.exists(args.classifier):
-        p.error(f"--classifier {args.classifier} does not exist")
+    experiment.check_classifier(p, args.classifier)
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)

@@ -425,8 +425,7 @@ def parse_args(argv=None):
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
-    if args.classifier.endswith(".keras") and not os.path.isfile(args.classifier):
-        p.error(f"--classifier {args.classifier} does not exist")
+    experiment.check_classifier(p, args.classifier)
     if args.save_preset and "sig" not in names:
         p.error("--save-preset saves the SIG model: --models must include sig")
     experiment.check_preset_dir(p, args.save_preset)

