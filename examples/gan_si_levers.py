@@ -75,6 +75,16 @@ from sig_keras.utils import save_image_grid  # noqa: E402
 EVAL_SAMPLES = 10_000  # samples for the classifier metrics
 FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
 DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
+TUTORIAL_LATENT = 100  # noise width of the tutorial networks (--networks tutorial)
+
+
+def _strides(text):
+    """`--discriminator-strides`: three comma-separated strides of 1 or 2."""
+    parts = text.split(",")
+    if len(parts) != 3 or any(part.strip() not in ("1", "2") for part in parts):
+        raise argparse.ArgumentTypeError(f"expected three strides of 1 or 2, e.g. 1,2,2; "
+                                         f"got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def parse_args(argv=None):
@@ -82,6 +92,11 @@ def parse_args(argv=None):
     p.add_argument("--name", required=True, help="run name (a folder of --output-dir)")
     p.add_argument("--output-dir", default="outputs/gan_si_levers")
     p.add_argument("--size", default="M", choices=["S", "M", "L"])
+    p.add_argument("--networks", default="appendix_c", choices=["appendix_c", "tutorial"],
+                   help="appendix_c: the MNIST-3 networks of --size; tutorial: TensorFlow's "
+                   "DCGAN tutorial networks with 3 channels (mnist_generator / "
+                   "mnist_discriminator, noise width 100; the --discriminator-* flags "
+                   "do not apply)")
     p.add_argument("--steps", type=experiment.positive_int("--steps"), default=2000)
     p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=1000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
@@ -116,6 +131,11 @@ def parse_args(argv=None):
                    help="batch norm after the 2nd and 3rd convolutions (the DCGAN convention)")
     p.add_argument("--discriminator-dropout", default=0.0, type=experiment.float_flag(
         "--discriminator-dropout", 0.0, 1.0, max_inclusive=False))
+    p.add_argument("--joint-batch", action="store_true",
+                   help="one discriminator call on real and generated images together "
+                   "(GAN's joint_batch)")
+    p.add_argument("--discriminator-strides", default=(2, 2, 2), type=_strides,
+                   help="the three convolutions' strides, e.g. 1,2,2 (default 2,2,2)")
     p.add_argument("--ema", default=0.0, type=experiment.float_flag(
         "--ema", 0.0, 1.0, max_inclusive=False),
                    help="momentum of a generator weight EMA that is evaluated (0: none)")
@@ -143,6 +163,9 @@ def parse_args(argv=None):
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
     if args.sig_data is not None and args.sig_data < args.batch_size:
         p.error(f"--sig-data must be at least --batch-size ({args.batch_size})")
+    if args.sig_data is not None and args.joint_batch:
+        p.error("--joint-batch would show the discriminator all --sig-data images; "
+                "use one of the two")
     experiment.check_classifier(p, args.classifier)
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
@@ -150,12 +173,20 @@ def parse_args(argv=None):
     return args
 
 
+def networks(args):
+    """`(generator, discriminator, latent_dim)` of `--networks`."""
+    if args.networks == "tutorial":
+        return (sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3),
+                sig_keras.networks.mnist_discriminator(channels=3), TUTORIAL_LATENT)
+    return sig_keras.networks.mnist3_generator(args.size), discriminator(args), 256
+
+
 def discriminator(args):
     """Appendix C's discriminator (`sig_keras.networks.mnist3_discriminator`)
     with the study's batch-norm, width and dropout settings."""
     return sig_keras.networks.mnist3_discriminator(
         args.size, batch_norm=args.discriminator_batch_norm, width=args.discriminator_width,
-        dropout=args.discriminator_dropout)
+        dropout=args.discriminator_dropout, strides=args.discriminator_strides)
 
 
 class LeverGAN(GAN):
@@ -397,11 +428,12 @@ def main(argv=None):
     if args.auto_sig_scale_end is not None:
         schedule = (math.log(args.auto_sig_scale), math.log(args.auto_sig_scale_end),
                     float(args.auto_sig_scale_steps))
-    model = LeverGAN(sig_keras.networks.mnist3_generator(args.size), discriminator(args),
-                     latent_dim=256, sig_weight=args.sig_weight,
+    generator, disc, latent_dim = networks(args)
+    model = LeverGAN(generator, disc, latent_dim=latent_dim, sig_weight=args.sig_weight,
                      conditional=NormalConditional(args.sig_scale),
                      auto_sig_scale=args.auto_sig_scale, sig_num_samples=args.sig_samples,
-                     r1_weight=args.r1, seed=args.seed, auto_rule=args.auto_rule,
+                     r1_weight=args.r1, joint_batch=args.joint_batch, seed=args.seed,
+                     auto_rule=args.auto_rule,
                      schedule=schedule, d_batch=args.batch_size if args.sig_data else None)
     g_optimizer = keras.optimizers.Adam(args.g_lr, beta_1=0.5)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),

@@ -284,3 +284,55 @@ def test_r1_weight_round_trip_and_errors():
     for bad in (-1.0, float("nan"), "big"):
         with pytest.raises(ValueError, match="r1_weight"):
             _gan(0.0, r1_weight=bad)
+
+
+# === Joint discriminator batch ===
+
+
+@h.fit_modes
+@pytest.mark.parametrize("sig_weight, r1_weight", [(0.0, 0.0), ("auto", 1.0)])
+def test_fit_modes_with_a_joint_batch(fit_mode, sig_weight, r1_weight):
+    expected = {"d_loss", "g_loss"} | ({"sig_loss", "sig_weight"} if sig_weight else set())
+    h.run_fit_modes_test(
+        _gan(sig_weight, batch_norm=True, joint_batch=True, r1_weight=r1_weight), fit_mode,
+        h.images(16), batch_size=8, expected_logs=expected,
+        iterations={"optimizer": 2, "d_optimizer": 2}, moved=("discriminator", "generator"))
+
+
+def test_a_joint_batch_without_batch_norm_is_the_same_step():
+    weights = []
+    for joint in (False, True):
+        keras.utils.set_random_seed(0)
+        model = h.compiled(_gan("auto", r1_weight=1.0, joint_batch=joint),
+                           d_optimizer=keras.optimizers.SGD(0.1),
+                           g_optimizer=keras.optimizers.SGD(0.1))
+        model.fit(h.images(16), batch_size=8, epochs=1, verbose=0, shuffle=False)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_joint_batch_lets_batch_norm_see_a_change_of_the_whole_generated_batch():
+    # Called alone, the generated batch is standardized with its own
+    # statistics, so doubling every generated image (every feature map of the
+    # first convolution doubles, up to its bias) leaves the logits as they
+    # were; with the real images in the same batch the change shows.
+    real = h.images(8, seed=1)
+    fake = h.images(8, seed=2)
+    for joint in (False, True):
+        keras.utils.set_random_seed(0)
+        model = _gan(0.0, batch_norm=True, joint_batch=joint)
+        model.build()
+        once = np.asarray(model._discriminate(real, fake)[1])
+        doubled = np.asarray(model._discriminate(real, 2.0 * fake)[1])
+        assert np.allclose(once, doubled, atol=1e-2) != joint
+        np.testing.assert_allclose(np.asarray(model._discriminate_fake(real, fake)), once,
+                                   atol=1e-6)
+
+
+def test_joint_batch_round_trip_and_errors():
+    assert "joint_batch" not in _gan(0.0).get_config()
+    assert GAN.from_config(_gan(0.0, joint_batch=True).get_config()).joint_batch is True
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="joint_batch"):
+            _gan(0.0, joint_batch=bad)

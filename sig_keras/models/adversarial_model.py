@@ -298,6 +298,12 @@ class AdversarialModel(GenerativeModel):
         """Per-example adversarial generator loss `[N]`."""
         raise NotImplementedError
 
+    def _discriminate_fake(self, x, fake):
+        """The discriminator's outputs on `fake` in the generator step (`x`:
+        the real batch, for subclasses that show the discriminator both)."""
+        del x
+        return self.discriminator(fake, training=True)
+
     def _generator_step(self, x, g_tape, fake):
         """One generator update on the generated batch `fake` (recorded by
         `g_tape`), with the SIG term when `uses_sig`; updates the trackers.
@@ -311,7 +317,7 @@ class AdversarialModel(GenerativeModel):
         with tf.GradientTape() as tape:
             tape.watch(fake)
             adv = reduction.replica_mean(
-                self._generator_loss(self.discriminator(fake, training=True))
+                self._generator_loss(self._discriminate_fake(x, fake))
             )
         g_fake = tape.gradient(adv, fake)
         if not self.uses_sig:

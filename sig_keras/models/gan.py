@@ -56,6 +56,16 @@ class GAN(AdversarialModel):
             discriminator loss (Mescheder et al., 2018): it keeps the
             discriminator's input gradient, the signal the generator follows,
             small on the data. Defaults to 0 (none).
+        joint_batch: bool. Show the discriminator the real and the generated
+            batch as one batch (concatenated; the logits are split again), in
+            its step and in the generator's, instead of one call each. With
+            batch norm in the discriminator, a call on the generated batch
+            alone standardizes its features channel by channel with that
+            batch's own statistics, so a difference from the real images
+            that shifts or scales a feature map across the whole batch does
+            not reach the logit; one batch gives both halves the same
+            statistics. Without batch norm it is the same step. Defaults to
+            False (one call each, the DCGAN convention).
         auto_sig_scale: float in (0, 1e6]. With "auto", lambda = auto_sig_scale * ratio.
             Defaults to 1.
         auto_weight_momentum: float. EMA momentum of the gradient norms of the
@@ -83,7 +93,7 @@ class GAN(AdversarialModel):
     def __init__(self, generator, discriminator, latent_dim=None, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
                  auto_sig_scale=1.0, auto_weight_momentum=0.99, sig_num_samples=None,
-                 r1_weight=0.0, seed=None, **kwargs):
+                 r1_weight=0.0, joint_batch=False, seed=None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
@@ -91,6 +101,9 @@ class GAN(AdversarialModel):
         self.label_smoothing = validation.check_float(
             label_smoothing, "label_smoothing", 0.0, 1.0, max_inclusive=False)
         self.r1_weight = validation.check_float(r1_weight, "r1_weight", 0.0, 1e6)
+        if not isinstance(joint_batch, bool):
+            raise ValueError(f"`joint_batch` must be True or False; got {joint_batch!r}.")
+        self.joint_batch = joint_batch
 
     @staticmethod
     def _default_d_optimizer():
@@ -115,23 +128,37 @@ class GAN(AdversarialModel):
         self._generator_step(x, g_tape, fake)
         return self.metric_logs()
 
+    def _discriminate(self, x, fake):
+        """`(real logits, fake logits)` in training mode: one call on the
+        concatenated batch with `joint_batch`, else one call each."""
+        if not self.joint_batch:
+            return (self.discriminator(x, training=True),
+                    self.discriminator(fake, training=True))
+        logits = self.discriminator(tf.concat([x, fake], axis=0), training=True)
+        return logits[:tf.shape(x)[0]], logits[tf.shape(x)[0]:]
+
+    def _discriminate_fake(self, x, fake):
+        if not self.joint_batch:
+            return super()._discriminate_fake(x, fake)
+        return self._discriminate(x, fake)[1]
+
     def _discriminator_step(self, x, fake):
         """One discriminator update on real `x` and generated `fake` (label
         smoothing and the R1 penalty in training only); updates its tracker."""
         d_vars = self.discriminator.trainable_variables
+        fake = tf.stop_gradient(fake)
         with tf.GradientTape() as d_tape:
             if self.r1_weight:
                 with tf.GradientTape() as x_tape:
                     x_tape.watch(x)
-                    real_logits = self.discriminator(x, training=True)
+                    real_logits, fake_logits = self._discriminate(x, fake)
                     real_sum = tf.reduce_sum(real_logits)
                 grad_x = x_tape.gradient(real_sum, x)
                 penalty = 0.5 * self.r1_weight * tf.reduce_sum(
                     tf.reshape(tf.square(grad_x), [tf.shape(x)[0], -1]), axis=1)
             else:
-                real_logits = self.discriminator(x, training=True)
+                real_logits, fake_logits = self._discriminate(x, fake)
                 penalty = 0.0
-            fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
             d_loss = reduction.replica_mean(
                 minimax_discriminator_loss(real_logits, fake_logits, self.label_smoothing)
                 + penalty
@@ -147,6 +174,8 @@ class GAN(AdversarialModel):
         config["label_smoothing"] = self.label_smoothing
         if self.r1_weight:
             config["r1_weight"] = self.r1_weight
+        if self.joint_batch:
+            config["joint_batch"] = True
         return config
 
 

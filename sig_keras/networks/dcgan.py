@@ -48,14 +48,16 @@ def _bn():
     return SyncBatchNormalization()
 
 
-def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name, dropout=0.0):
-    """Stride-2 convolutions with LeakyReLU(0.2) (batch norm after all but the
-    first when `batch_norm`; dropout after each when `dropout`), flatten, one
-    logit."""
+def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name, dropout=0.0,
+                        strides=None):
+    """Convolutions (stride 2 unless `strides` gives one per convolution) with
+    LeakyReLU(0.2) (batch norm after all but the first when `batch_norm`;
+    dropout after each when `dropout`), flatten, one logit."""
     inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
     h = inputs
     for i, width in enumerate(filters):
-        h = keras.layers.Conv2D(width, kernel_size, strides=2, padding="same")(h)
+        stride = 2 if strides is None else strides[i]
+        h = keras.layers.Conv2D(width, kernel_size, strides=stride, padding="same")(h)
         if batch_norm and i > 0:
             h = _bn()(h)
         h = keras.layers.LeakyReLU(0.2)(h)
@@ -98,7 +100,7 @@ def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"
 
 
 def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
-                         name="discriminator"):
+                         strides=(2, 2, 2), name="discriminator"):
     """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
 
     Args:
@@ -109,12 +111,22 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
             Defaults to 1 (Appendix C).
         dropout: float in [0, 1). Dropout rate after each convolution.
             Defaults to 0 (Appendix C).
+        strides: three ints in {1, 2}. The convolutions' strides (Appendix C
+            gives none). Defaults to (2, 2, 2): 28 -> 14 -> 7 -> 4. A first
+            stride of 1 keeps the first layer's output at full resolution: a
+            stride-2 first layer with few filters responds to a pattern that
+            repeats every 2 pixels by one constant per filter, so patterns in
+            the null space of its 8 filters pass unseen.
     """
     _, kd = _size(size)
     width = validation.check_float(width, "width", 0.0, 1e3, min_inclusive=False)
     dropout = validation.check_float(dropout, "dropout", 0.0, 1.0, max_inclusive=False)
+    strides = tuple(strides) if isinstance(strides, (list, tuple)) else (strides,)
+    if len(strides) != 3 or any(isinstance(s, bool) or s not in (1, 2) for s in strides):
+        raise ValueError(f"`strides` must be three strides of 1 or 2; got {strides!r}.")
     filters = tuple(max(1, int(round(f * kd * width))) for f in (8, 16, 32))
-    return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout)
+    return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout,
+                               strides=strides)
 
 
 def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
@@ -173,8 +185,8 @@ def dcgan_critic(image_shape=(32, 32, 3), base_filters=64, name="critic"):
     return dcgan_discriminator(image_shape, base_filters, batch_norm=False, name=name)
 
 
-def mnist_generator(latent_dim=100, name="generator"):
-    """The MNIST generator of TensorFlow's DCGAN tutorial: noise -> `[n, 28, 28, 1]`.
+def mnist_generator(latent_dim=100, channels=1, name="generator"):
+    """The MNIST generator of TensorFlow's DCGAN tutorial: noise -> `[n, 28, 28, channels]`.
 
     Dense to 7x7x256 (batch norm, LeakyReLU), transposed convolutions with
     128 (stride 1), 64 (stride 2) filters, kernel 5, each with batch norm and
@@ -183,7 +195,10 @@ def mnist_generator(latent_dim=100, name="generator"):
 
     Args:
         latent_dim: int. Noise width. Defaults to 100.
+        channels: int >= 1. Output channels: 1 (the tutorial's digits) or 3
+            (Stacked MNIST). Defaults to 1.
     """
+    channels = validation.check_int(channels, "channels", minimum=1)
     inputs = keras.Input((int(latent_dim),), name="noise")
     h = keras.layers.Dense(7 * 7 * 256, use_bias=False)(inputs)
     h = _bn()(h)
@@ -194,13 +209,13 @@ def mnist_generator(latent_dim=100, name="generator"):
                                          use_bias=False)(h)
         h = _bn()(h)
         h = keras.layers.LeakyReLU(0.3)(h)
-    outputs = keras.layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
-                                           activation="tanh")(h)
+    outputs = keras.layers.Conv2DTranspose(channels, 5, strides=2, padding="same",
+                                           use_bias=False, activation="tanh")(h)
     return keras.Model(inputs, outputs, name=name)
 
 
-def mnist_discriminator(dropout=0.3, name="discriminator"):
-    """The MNIST discriminator of TensorFlow's DCGAN tutorial: `[n, 28, 28, 1]` -> logits.
+def mnist_discriminator(dropout=0.3, channels=1, name="discriminator"):
+    """The MNIST discriminator of TensorFlow's DCGAN tutorial: `[n, 28, 28, channels]` -> logits.
 
     Convolutions with 64 and 128 filters (kernel 5, stride 2), each followed
     by LeakyReLU and dropout, flatten, dense 1.
@@ -208,8 +223,11 @@ def mnist_discriminator(dropout=0.3, name="discriminator"):
     Args:
         dropout: float in [0, 1). Dropout rate after each convolution.
             Defaults to 0.3.
+        channels: int >= 1. Input channels: 1 or 3 (Stacked MNIST).
+            Defaults to 1.
     """
-    inputs = keras.Input((28, 28, 1), name="images")
+    channels = validation.check_int(channels, "channels", minimum=1)
+    inputs = keras.Input((28, 28, channels), name="images")
     h = inputs
     for filters in (64, 128):
         h = keras.layers.Conv2D(filters, 5, strides=2, padding="same")(h)
