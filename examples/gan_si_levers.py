@@ -38,6 +38,11 @@ The levers:
   convolutions;
 - `--discriminator-width`: multiplier on the discriminator's filters
   (8, 16, 32 at size M), `--discriminator-dropout`;
+- `--discriminator-strides`: the three convolutions' strides (default
+  2,2,2); `--joint-batch`: one discriminator call on real and generated
+  images together (`GAN`'s `joint_batch`);
+- `--generator-net`, `--discriminator-net`: `tutorial` swaps in the
+  TensorFlow DCGAN tutorial's network (3 channels) for Appendix C's;
 - `--ema`: also evaluate an exponential moving average of the generator's
   weights with this momentum (`ema_*` entries, `samples_step<N>_ema.png`).
 
@@ -75,7 +80,7 @@ from sig_keras.utils import save_image_grid  # noqa: E402
 EVAL_SAMPLES = 10_000  # samples for the classifier metrics
 FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
 DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
-TUTORIAL_LATENT = 100  # noise width of the tutorial networks (--networks tutorial)
+TUTORIAL_LATENT = 100  # noise width of the tutorial generator (--generator-net tutorial)
 
 
 def _strides(text):
@@ -92,11 +97,15 @@ def parse_args(argv=None):
     p.add_argument("--name", required=True, help="run name (a folder of --output-dir)")
     p.add_argument("--output-dir", default="outputs/gan_si_levers")
     p.add_argument("--size", default="M", choices=["S", "M", "L"])
-    p.add_argument("--networks", default="appendix_c", choices=["appendix_c", "tutorial"],
-                   help="appendix_c: the MNIST-3 networks of --size; tutorial: TensorFlow's "
-                   "DCGAN tutorial networks with 3 channels (mnist_generator / "
-                   "mnist_discriminator, noise width 100; the --discriminator-* flags "
-                   "do not apply)")
+    p.add_argument("--generator-net", default="appendix_c", choices=["appendix_c", "tutorial"],
+                   help="appendix_c: the MNIST-3 generator of --size (noise width 256); "
+                   "tutorial: TensorFlow's DCGAN tutorial generator with 3 channels "
+                   "(mnist_generator, noise width 100)")
+    p.add_argument("--discriminator-net", default="appendix_c",
+                   choices=["appendix_c", "tutorial"],
+                   help="appendix_c: the MNIST-3 discriminator of --size and the "
+                   "--discriminator-* flags; tutorial: TensorFlow's DCGAN tutorial "
+                   "discriminator with 3 channels (mnist_discriminator, dropout 0.3)")
     p.add_argument("--steps", type=experiment.positive_int("--steps"), default=2000)
     p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=1000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
@@ -174,11 +183,17 @@ def parse_args(argv=None):
 
 
 def networks(args):
-    """`(generator, discriminator, latent_dim)` of `--networks`."""
-    if args.networks == "tutorial":
-        return (sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3),
-                sig_keras.networks.mnist_discriminator(channels=3), TUTORIAL_LATENT)
-    return sig_keras.networks.mnist3_generator(args.size), discriminator(args), 256
+    """`(generator, discriminator, latent_dim)` of `--generator-net` and
+    `--discriminator-net`."""
+    if args.generator_net == "tutorial":
+        generator = sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3)
+    else:
+        generator = sig_keras.networks.mnist3_generator(args.size)
+    if args.discriminator_net == "tutorial":
+        disc = sig_keras.networks.mnist_discriminator(channels=3)
+    else:
+        disc = discriminator(args)
+    return generator, disc, int(generator.inputs[0].shape[-1])
 
 
 def discriminator(args):

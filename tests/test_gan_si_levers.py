@@ -19,7 +19,8 @@ def _example():
     ["--sig-weight", "0", "--d-lr", "8e-4"],
     ["--sig-data", "24", "--sig-samples", "16", "--discriminator-batch-norm", "--r1", "1"],
     ["--discriminator-batch-norm", "--discriminator-strides", "1,2,2", "--joint-batch"],
-    ["--networks", "tutorial", "--sig-samples", "16"],
+    ["--generator-net", "tutorial", "--discriminator-net", "tutorial", "--sig-samples", "16"],
+    ["--discriminator-net", "tutorial", "--sig-weight", "0"],
 ])
 def test_run_writes_history_and_grids(tmp_path, flags):
     pytest.importorskip("mlxtend")
@@ -50,7 +51,8 @@ def test_run_writes_history_and_grids(tmp_path, flags):
     (["--r1", "-1"], "--r1"),
     (["--discriminator-strides", "1,2"], "expected three strides of 1 or 2"),
     (["--discriminator-strides", "1,3,2"], "expected three strides of 1 or 2"),
-    (["--networks", "big"], "invalid choice: 'big'"),
+    (["--generator-net", "big"], "invalid choice: 'big'"),
+    (["--discriminator-net", "dcgan"], "invalid choice: 'dcgan'"),
     (["--sig-data", "16", "--joint-batch"], "--joint-batch would show the discriminator"),
 ])
 def test_bad_flags(flags, message, capsys):
