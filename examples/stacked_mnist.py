@@ -1,7 +1,9 @@
 """DCGAN vs DCGAN-SI on Stacked MNIST (Table 2 of Yin & Zhou).
 
 Title: GAN-SI on Stacked MNIST (MNIST-3).
-Description: trains the Appendix C networks (size S, M or L) as DCGAN and as
+Description: trains the Appendix C networks (size S, M or L; or, with
+`--size tutorial`, the TensorFlow DCGAN tutorial's networks with 3 channels,
+which do not collapse as DCGAN, see docs/gan_si.md) as DCGAN and as
 DCGAN-SI (automatic SIG weight) with the same seed, networks and steps, then
 counts modes out of 1000 with a pretrained digit classifier
 (examples/train_mnist_classifier.py) on 26,000 samples and prints the Table 2
@@ -64,6 +66,7 @@ BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 # DCGAN-SI's defaults (docs/gan_si.md): K = 512 generated samples in the SIG
 # term and 10x the automatic weight, with batch norm in the discriminator.
 DEFAULT_SIG_SAMPLES = 512
+TUTORIAL_LATENT = 100  # noise width of the tutorial generator (--size tutorial)
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
@@ -84,7 +87,10 @@ def _float_list(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DCGAN vs DCGAN-SI on Stacked MNIST.")
-    p.add_argument("--size", default="M", choices=["S", "M", "L"])
+    p.add_argument("--size", default="M", choices=["S", "M", "L", "tutorial"],
+                   help="Appendix C's network size, or tutorial: the TensorFlow DCGAN "
+                   "tutorial's networks with 3 channels (noise width 100; the "
+                   "--discriminator-* flags change Appendix C's discriminator only)")
     experiment.add_seeds_flag(p, default=1)
     experiment.add_steps_flag(p, default=3000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
@@ -108,7 +114,7 @@ def parse_args(argv=None):
     p.add_argument("--sig-scale", type=_float_list, default=[0.1],
                    help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
     p.add_argument("--discriminator-batch-norm", action=argparse.BooleanOptionalAction,
-                   default=True,
+                   default=None,
                    help="batch norm after the discriminator's 2nd and 3rd convolutions "
                    "(the DCGAN convention; --no-discriminator-batch-norm turns it off)")
     p.add_argument("--discriminator-width", type=experiment.positive_float(
@@ -169,6 +175,16 @@ def parse_args(argv=None):
     elif args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
                 f"got {args.sig_samples}")
+    if args.size == "tutorial":
+        changed = [flag for flag, value, default in (
+            ("--discriminator-batch-norm", args.discriminator_batch_norm, None),
+            ("--discriminator-width", args.discriminator_width, 1.0),
+            ("--discriminator-dropout", args.discriminator_dropout, 0.0)) if value != default]
+        if changed:
+            p.error(f"{', '.join(changed)} change Appendix C's discriminator; --size tutorial "
+                    "uses the tutorial's (mnist_discriminator, dropout 0.3)")
+    elif args.discriminator_batch_norm is None:
+        args.discriminator_batch_norm = True
     # Numeric flags were range-checked by their `type=` (exit code 2).
     experiment.check_classifier(p, args.classifier)
     if args.save_preset and len(args.auto_sig_scale) * len(args.sig_scale) > 1:
@@ -191,6 +207,21 @@ def run_specs(args):
             label = "DCGAN-SI" if len(grid) == 1 else f"DCGAN-SI[a={auto_scale:g},s={sigma:g}]"
             specs.append((label, args.sig_weight, auto_scale, sigma))
     return specs
+
+
+def networks(args):
+    """`(generator, discriminator)` of `--size`."""
+    if args.size == "tutorial":
+        return (sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3),
+                sig_keras.networks.mnist_discriminator(channels=3))
+    return (sig_keras.networks.mnist3_generator(args.size),
+            sig_keras.networks.mnist3_discriminator(
+                args.size, batch_norm=args.discriminator_batch_norm,
+                width=args.discriminator_width, dropout=args.discriminator_dropout))
+
+
+def _networks_title(args):
+    return "tutorial networks" if args.size == "tutorial" else f"size {args.size}"
 
 
 def _run_name(label, size, seed):
@@ -221,11 +252,9 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
         path=args.npz)
     # === Model ===
     with strategy.scope():
-        model = GAN(sig_keras.networks.mnist3_generator(args.size),
-                    sig_keras.networks.mnist3_discriminator(
-                        args.size, batch_norm=args.discriminator_batch_norm,
-                        width=args.discriminator_width, dropout=args.discriminator_dropout),
-                    latent_dim=256, sig_weight=weight, conditional=NormalConditional(sigma),
+        generator, discriminator = networks(args)
+        model = GAN(generator, discriminator, sig_weight=weight,
+                    conditional=NormalConditional(sigma),
                     auto_sig_scale=auto_scale,
                     sig_num_samples=args.sig_samples if weight else None, seed=seed)
         model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
@@ -308,7 +337,7 @@ def write_tables(args, rows):
         lines += [""] + experiment.markdown_table(
             ["model (mean +- std over seeds)", "IS", "high quality", "modes", "KL", "FID", "KID",
              "recall", "coverage"], means)
-    title = (f"Stacked MNIST, size {args.size}, {args.steps} steps, batch {args.batch_size}, "
+    title = (f"Stacked MNIST, {_networks_title(args)}, {args.steps} steps, batch {args.batch_size}, "
              f"{args.samples} samples, digits: {args.source}")
     experiment.write_text(os.path.join(args.output_dir, "table2.md"),
                           title + "\n\n" + "\n".join(lines) + "\n")
@@ -337,7 +366,7 @@ def plot_history(args, rows):
     eval_samples = {r.get("eval_samples", args.eval_samples) for _, _, r in rows}
     samples = "/".join(str(int(n)) for n in sorted(eval_samples))
     axes[0].set(xlabel="generator step", ylabel=f"modes of 1000 ({samples} samples)",
-                title=f"Stacked MNIST size {args.size}: modes captured")
+                title=f"Stacked MNIST, {_networks_title(args)}: modes captured")
     axes[1].set(xlabel="generator step", ylabel="KL(generated || uniform)",
                 title="KL to uniform over the 1000 triples")
     axes[0].legend(fontsize=7)
@@ -387,7 +416,7 @@ def main(argv=None):
             summary = {k: round(v, 4) for k, v in result.items() if k != "history"}
             print(label, seed, summary, flush=True)
 
-    print(f"\nStacked MNIST, size {args.size}, {args.steps} steps, {args.samples} samples")
+    print(f"\nStacked MNIST, {_networks_title(args)}, {args.steps} steps, {args.samples} samples")
     print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s} "
           f"{'H(y|x)':>7s} {'H(y)':>6s} {'FID':>7s} {'KID':>7s} {'recall':>6s} "
           f"{'cover.':>6s} {'wall s':>7s}")

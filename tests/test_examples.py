@@ -126,6 +126,10 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("gan_si_levers", ["--name", "x", "--classifier", "digits"],
      "--classifier: Unknown preset 'digits'"),
     ("stacked_mnist", ["--size", "XL"], "invalid choice: 'XL'"),
+    ("stacked_mnist", ["--size", "tutorial", "--discriminator-width", "2"],
+     "--discriminator-width change Appendix C's discriminator; --size tutorial uses"),
+    ("stacked_mnist", ["--size", "tutorial", "--no-discriminator-batch-norm"],
+     "--discriminator-batch-norm change Appendix C's discriminator"),
     ("stacked_mnist", ["--models", "dcgan,wgan"], "--models must name dcgan and/or dcgan_si"),
     ("stacked_mnist", ["--source", "npz"], "--source npz needs --npz PATH"),
     ("stacked_mnist", ["--npz", "/nonexistent.npz"], "--npz is read only with --source npz"),
@@ -435,6 +439,25 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
     table = (tmp_path / "merged" / "table2.md").read_text()
     assert "| DCGAN-SI[a=0.5,s=0.2] | 0 |" in table and "| DCGAN-SI[a=2,s=0.2] | 0 |" in table
     assert _is_png(tmp_path / "merged" / "modes_vs_step.png")
+
+
+def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 40), x_test=np.zeros((8, 28, 28), np.uint8),
+             y_test=np.zeros(8, np.int64))
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    out = tmp_path / "runs"
+    rows = _example("stacked_mnist").main([
+        "--size", "tutorial", "--steps", "1", "--batch-size", "8", "--samples", "20",
+        "--sig-samples", "8", "--eval-samples", "10", "--feature-samples", "10",
+        "--source", "npz", "--npz", str(npz), "--classifier", classifier,
+        "--output-dir", str(out)])
+    assert [label for label, _, _ in rows] == ["DCGAN", "DCGAN-SI"]
+    assert "Stacked MNIST, tutorial networks, 1 steps" in capsys.readouterr().out
+    generator = keras.saving.load_model(out / "DCGAN-SI_tutorial_seed0" / "generator.keras")
+    assert generator.inputs[0].shape[-1] == 100 and generator.outputs[0].shape[-1] == 3
 
 
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
