@@ -9,7 +9,6 @@ ModeCoverage centres and a classifier that outputs NaN.
 
 import argparse
 import os
-import zipfile
 
 import h5py
 import keras

@@ -414,13 +414,18 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     assert _is_png(out / "modes_vs_step.png")
 
 
-def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
-    """Lists of DCGAN-SI knobs give one run each; digits from a Keras npz file."""
+def _digit_npz(path):
+    """A Keras-style `mnist.npz` of 40 random training digits; returns `path`."""
     rng = np.random.default_rng(0)
-    npz = tmp_path / "mnist.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+    np.savez(path, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
              y_train=rng.integers(0, 10, 40), x_test=np.zeros((8, 28, 28), np.uint8),
              y_test=np.zeros(8, np.int64))
+    return path
+
+
+def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
+    """Lists of DCGAN-SI knobs give one run each; digits from a Keras npz file."""
+    npz = _digit_npz(tmp_path / "mnist.npz")
     classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
     rows = _example("stacked_mnist").main([
         "--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
@@ -442,11 +447,7 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
 
 
 def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    npz = tmp_path / "mnist.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
-             y_train=rng.integers(0, 10, 40), x_test=np.zeros((8, 28, 28), np.uint8),
-             y_test=np.zeros(8, np.int64))
+    npz = _digit_npz(tmp_path / "mnist.npz")
     classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
     out = tmp_path / "runs"
     rows = _example("stacked_mnist").main([
