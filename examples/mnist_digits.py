@@ -47,7 +47,10 @@ Writes `<output-dir>/results.md`, `results.csv`, per run
 TensorBoard logs in `<output-dir>/logs`. `SIG.sample_mixing(n)` of the saved
 SIG returns logits `[n, 28, 28, 1]`; `SIG.sample_mean(n)` the Bernoulli means, their sigmoid.
 `--save-preset DIR` also writes seed 0's SIG as the preset
-`DIR/sig_mnist_digits`.
+`DIR/sig_mnist_digits`. `--init-from MODEL` starts every SIG run from the
+weights of a saved SIG with the same network (a `.keras` file or a preset),
+e.g. to go on training with a larger `--num-samples`; a preset written then
+records the source and, for a preset source, the command that trained it.
 
 Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished (model,
 seed) runs are read back; the interrupted one resumes from its last
@@ -251,8 +254,9 @@ def save_figures(run_dir, means, train, nearest, n=48, per_row=12):
 # === Runs ===
 
 
-def run_one(name, seed, args, data, classifier, strategy, backup):
-    """Trains and evaluates one (model, seed) run; returns its result dict."""
+def run_one(name, seed, args, data, classifier, strategy, backup, init_weights=None):
+    """Trains and evaluates one (model, seed) run; returns its result dict.
+    `init_weights`: the generator weights the run starts from (`--init-from`)."""
     run = backup.run(os.path.join(name, f"seed{seed}"), label=f"{name} seed {seed}")
     result = run.load()
     if result is not None:
@@ -267,6 +271,8 @@ def run_one(name, seed, args, data, classifier, strategy, backup):
         model.compile(optimizer=keras.optimizers.Adam(
             keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.1)),
             steps_per_execution=per_call)
+        if init_weights is not None:
+            model.generator.set_weights(init_weights)
     callbacks = [keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs", name,
                                                           f"seed{seed}"), update_freq=100),
                  experiment.ProgressLogger(run.label)]
@@ -411,6 +417,10 @@ def parse_args(argv=None):
                    default=10_000, help="samples scored by the classifier")
     p.add_argument("--memorization-samples", type=experiment.positive_int(
         "--memorization-samples"), default=1000)
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start every SIG run from the weights of a saved SIG with the same "
+                   "network (a .keras file or a preset, e.g. sig_mnist_digits): fine-tuning, "
+                   "e.g. with a larger --num-samples")
     p.add_argument("--output-dir", default="outputs/mnist_digits")
     p.add_argument("--save-preset", default=None, metavar="DIR",
                    help="write seed 0's SIG as the preset DIR/sig_mnist_digits")
@@ -429,6 +439,9 @@ def parse_args(argv=None):
     if args.save_preset and "sig" not in names:
         p.error("--save-preset saves the SIG model: --models must include sig")
     experiment.check_preset_dir(p, args.save_preset)
+    if args.init_from is not None and names != ["sig"]:
+        p.error("--init-from starts SIG from saved weights: give --models sig")
+    experiment.check_saved_model(p, args.init_from, "--init-from")
     args.argv = argv  # the command a preset records
     chunk = min(VAE_BOUND_CHUNK, args.vae_k)
     if args.vae_k % chunk:
@@ -454,11 +467,44 @@ def save_preset(model, args, result, classifier):
         num_samples=args.eval_samples, seed=0, classifier=classifier,
         training={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                   "num_samples": args.num_samples, "wall_s": round(result["train_s"], 1),
-                  "seed": 0},
+                  "seed": 0, **_init_metadata(args)},
         bounds_nats=bounds, bound_digits=args.bound_digits,
         samples="sample_mean(n): Bernoulli means [n, 28, 28, 1] in [0, 1]; "
                 "sample_mixing(n): their logits")
     print(f"wrote preset {directory}", flush=True)
+
+
+def _init_metadata(args):
+    """What a preset records of `--init-from`: the source and, for a preset,
+    the command that trained it."""
+    if args.init_from is None:
+        return {}
+    metadata = {"init_from": args.init_from}
+    if not str(args.init_from).endswith(".keras"):
+        command = sig_keras.presets.load_metadata(args.init_from).get("command")
+        if command:
+            metadata["init_command"] = command
+    return metadata
+
+
+def init_weights(args):
+    """The generator weights of `--init-from` (None without it), checked
+    against the network the flags build before any training starts."""
+    if args.init_from is None:
+        return None
+    source = experiment.load_saved_model(args.init_from)
+    if not isinstance(source, models.SIG):
+        raise ValueError(f"--init-from {args.init_from} is a {type(source).__name__}, "
+                         "not a SIG model.")
+    expected = [tuple(w.shape) for w in
+                decoder_network(args.noise_dim, args.hidden, "generator").weights]
+    weights = source.generator.get_weights()
+    if [w.shape for w in weights] != expected:
+        raise ValueError(
+            f"--init-from {args.init_from} has generator weights shaped "
+            f"{[w.shape for w in weights]}; --noise-dim {args.noise_dim} and --hidden "
+            f"{','.join(map(str, args.hidden))} build {expected}.")
+    return weights
 
 
 def run_settings(args):
@@ -481,7 +527,8 @@ def main(argv=None):
              bound_digits(heldout_probs, args.bound_digits, EVAL_SEED + 1)))
     os.makedirs(args.output_dir, exist_ok=True)
     backup = experiment.Backup(args.backup_dir, strategy, settings=run_settings(args))
-    results = [run_one(name, seed, args, data, classifier, strategy, backup)
+    start_weights = init_weights(args)
+    results = [run_one(name, seed, args, data, classifier, strategy, backup, start_weights)
                for name in args.model_names for seed in range(args.seeds)]
     real = reference(args, data, classifier)
     device = ("GPU" if tf.config.list_physical_devices("GPU") else

@@ -179,9 +179,9 @@ def add_seeds_flag(parser, default):
     return parser
 
 
-def load_classifier(name_or_path):
-    """A digit classifier: a `.keras` file, or the name of a classifier preset
-    (e.g. "mnist_digit_classifier", `sig_keras.presets.load`)."""
+def load_saved_model(name_or_path):
+    """A saved Keras model: a `.keras` file, or the name or directory of a
+    preset (`sig_keras.presets.load`)."""
     if str(name_or_path).endswith(".keras"):
         return keras.saving.load_model(name_or_path)
     from sig_keras import presets  # the presets import the models, which import this module
@@ -189,17 +189,23 @@ def load_classifier(name_or_path):
     return presets.load(name_or_path)
 
 
-def check_classifier(parser, name_or_path, flag="--classifier"):
-    """Validates a digit-classifier flag while parsing (`parser.error`, exit
-    code 2): an existing `.keras` file, or a preset that `load_classifier`
-    finds (a built-in name or a preset directory). None passes (the caller's
-    default)."""
+def load_classifier(name_or_path):
+    """A digit classifier: a `.keras` file, or the name of a classifier preset
+    (e.g. "mnist_digit_classifier"), through `load_saved_model`."""
+    return load_saved_model(name_or_path)
+
+
+def check_saved_model(parser, name_or_path, flag, missing_hint=""):
+    """Validates a flag naming a saved model while parsing (`parser.error`,
+    exit code 2): an existing `.keras` file, or a preset that
+    `load_saved_model` finds (a built-in name or a preset directory). None
+    passes (the caller's default). `missing_hint` ends the message for a
+    missing `.keras` file."""
     if name_or_path is None:
         return
     if str(name_or_path).endswith(".keras"):
         if not os.path.isfile(name_or_path):
-            parser.error(f"{flag} {name_or_path} does not exist; train one with "
-                         "examples/train_mnist_classifier.py")
+            parser.error(f"{flag} {name_or_path} does not exist{missing_hint}")
         return
     from sig_keras.presets import preset_utils  # the presets import this module
 
@@ -207,6 +213,12 @@ def check_classifier(parser, name_or_path, flag="--classifier"):
         preset_utils.resolve(name_or_path)
     except ValueError as error:
         parser.error(f"{flag}: {error}")
+
+
+def check_classifier(parser, name_or_path, flag="--classifier"):
+    """`check_saved_model` for a digit-classifier flag."""
+    check_saved_model(parser, name_or_path, flag,
+                      "; train one with examples/train_mnist_classifier.py")
 
 
 def int_flag(flag, minimum=None, maximum=None):

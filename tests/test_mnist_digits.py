@@ -191,6 +191,68 @@ def test_digits_save_preset_needs_sig(digits, classifier_path, tmp_path, capsys)
     assert "--save-preset saves the SIG model" in capsys.readouterr().err
 
 
+# === --init-from ===
+
+
+@pytest.fixture(scope="module")
+def trained_dir(digits, classifier_path, tmp_path_factory):
+    """A tiny SIG and VAE trained by the example, saved under `<dir>/<model>/seed0`."""
+    out = str(tmp_path_factory.mktemp("trained"))
+    digits.main(["--classifier", classifier_path, "--output-dir", out] + TINY)
+    return out
+
+
+def test_digits_init_from_starts_sig_from_saved_weights(digits, classifier_path,
+                                                         trained_dir, tmp_path):
+    source = os.path.join(trained_dir, "sig", "seed0", "model.keras")
+    start = keras.saving.load_model(source).generator.get_weights()
+    args = digits.parse_args(["--classifier", classifier_path, "--models", "sig",
+                              "--init-from", source] + TINY)
+    for loaded, saved in zip(digits.init_weights(args), start):
+        np.testing.assert_array_equal(loaded, saved)
+    # With a vanishing learning rate the fine-tuned SIG ends where it started;
+    # a fresh SIG (no --init-from) does not.
+    out = str(tmp_path / "tuned")
+    digits.main(["--classifier", classifier_path, "--models", "sig", "--init-from", source,
+                 "--lr", "1e-12", "--output-dir", out] + TINY)
+    tuned = keras.saving.load_model(os.path.join(out, "sig", "seed0", "model.keras"))
+    for w, w0 in zip(tuned.generator.get_weights(), start):
+        np.testing.assert_allclose(w, w0, atol=1e-6)
+    fresh = str(tmp_path / "fresh")
+    digits.main(["--classifier", classifier_path, "--models", "sig", "--seeds", "1",
+                 "--lr", "1e-12", "--output-dir", fresh] + TINY)
+    other = keras.saving.load_model(os.path.join(fresh, "sig", "seed0", "model.keras"))
+    assert not all(np.allclose(w, w0) for w, w0 in zip(other.generator.get_weights(), start)
+                   if w.ndim == 2)
+
+
+def test_digits_preset_records_the_init_source(digits, classifier_path):
+    args = digits.parse_args(["--classifier", classifier_path, "--models", "sig",
+                              "--init-from", "sig_mnist_digits"])
+    command = sig_keras.presets.load_metadata("sig_mnist_digits")["command"]
+    assert digits._init_metadata(args) == {"init_from": "sig_mnist_digits",
+                                           "init_command": command}
+    args = digits.parse_args(["--classifier", classifier_path, "--models", "sig"])
+    assert digits._init_metadata(args) == {}
+
+
+def test_digits_init_from_rejects_a_vae(digits, classifier_path, trained_dir, tmp_path):
+    source = os.path.join(trained_dir, "vae", "seed0", "model.keras")
+    with pytest.raises(ValueError, match="model.keras is a VAE, not a SIG model"):
+        digits.main(["--classifier", classifier_path, "--models", "sig", "--init-from",
+                     source, "--output-dir", str(tmp_path)] + TINY)
+    assert not os.path.exists(os.path.join(str(tmp_path), "sig"))
+
+
+def test_digits_init_from_rejects_another_network(digits, classifier_path, trained_dir,
+                                                  tmp_path):
+    source = os.path.join(trained_dir, "sig", "seed0", "model.keras")
+    with pytest.raises(ValueError, match="--noise-dim 3 and --hidden 8 build"):
+        digits.main(["--classifier", classifier_path, "--models", "sig", "--init-from",
+                     source, "--output-dir", str(tmp_path)] + TINY + ["--noise-dim", "3"])
+    assert not os.path.exists(os.path.join(str(tmp_path), "sig"))
+
+
 # === Bad input ===
 
 
@@ -205,6 +267,11 @@ def test_digits_save_preset_needs_sig(digits, classifier_path, tmp_path, capsys)
      "--memorization-samples (20) must be at most --eval-samples (10)"),
     (["--source", "npz"], "--source npz needs --npz PATH"),
     (["--steps", "0"], "--steps must be >= 1"),
+    (["--models", "sig,vae", "--init-from", "sig_mnist_digits"],
+     "--init-from starts SIG from saved weights: give --models sig"),
+    (["--models", "sig", "--init-from", "/nonexistent.keras"],
+     "--init-from /nonexistent.keras does not exist"),
+    (["--models", "sig", "--init-from", "no_such_preset"], "--init-from: "),
 ])
 def test_digits_rejects_bad_flags(digits, classifier_path, capsys, argv, message):
     base = ["--classifier", classifier_path]
