@@ -24,10 +24,11 @@ the trained generator (`generator.keras`) per run.
 DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
 `--sig-scale`, the sigma of the Normal conditional) take comma-separated
 lists: every combination is one DCGAN-SI run (an ablation). `--sig-samples K`
-gives the SIG term K generated samples (`GAN`'s `sig_num_samples`). The
-defaults are those that stopped the collapse in docs/gan_si.md: K = 512,
-`--auto-sig-scale 10` and batch norm in the discriminator. The paper's
-setting is `--auto-sig-scale 1 --sig-samples 64` (K = the batch), and
+gives the SIG term K generated samples (`GAN`'s `sig_num_samples`). With
+Appendix C's networks the defaults are those that stopped the collapse in
+docs/gan_si.md: K = 512, `--auto-sig-scale 10` and batch norm in the
+discriminator. With `--size tutorial` they are the paper's setting,
+`--auto-sig-scale 1` and K = the batch. With Appendix C's networks,
 `--no-discriminator-batch-norm`, `--discriminator-width` and
 `--discriminator-dropout` change Appendix C's discriminator
 (`sig_keras.networks.mnist3_discriminator`).
@@ -63,9 +64,12 @@ from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
-# DCGAN-SI's defaults (docs/gan_si.md): K = 512 generated samples in the SIG
-# term and 10x the automatic weight, with batch norm in the discriminator.
+# DCGAN-SI's defaults with Appendix C's networks (docs/gan_si.md): K = 512
+# generated samples in the SIG term and 10x the automatic weight, with batch
+# norm in the discriminator. The tutorial networks do not collapse as DCGAN,
+# and the paper's setting (K = the batch, 1x the weight) serves them.
 DEFAULT_SIG_SAMPLES = 512
+DEFAULT_AUTO_SIG_SCALE = 10.0
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
@@ -107,9 +111,10 @@ def parse_args(argv=None):
     experiment.add_output_dir_flag(p, "stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
-    p.add_argument("--auto-sig-scale", type=_float_list, default=[10.0],
+    p.add_argument("--auto-sig-scale", type=_float_list, default=None,
                    help="factor(s) on the automatic SIG weight (comma-separated: one "
-                   "DCGAN-SI run per value; the paper's setting: 1)")
+                   f"DCGAN-SI run per value; default: {DEFAULT_AUTO_SIG_SCALE:g} with "
+                   "Appendix C's networks, 1 (the paper's setting) with --size tutorial)")
     p.add_argument("--sig-scale", type=_float_list, default=[0.1],
                    help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
     p.add_argument("--discriminator-batch-norm", action=argparse.BooleanOptionalAction,
@@ -125,8 +130,9 @@ def parse_args(argv=None):
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
-                   f"at least --batch-size; default: {DEFAULT_SIG_SAMPLES} or the batch if "
-                   "larger; the paper's setting: the batch)")
+                   f"at least --batch-size; default with Appendix C's networks: "
+                   f"{DEFAULT_SIG_SAMPLES} or the batch if larger; with --size tutorial: the "
+                   "batch, the paper's setting)")
     p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
                    default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
@@ -169,12 +175,16 @@ def parse_args(argv=None):
         p.error(source_error)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
+    tutorial = args.size == "tutorial"
+    if args.auto_sig_scale is None:
+        args.auto_sig_scale = [1.0 if tutorial else DEFAULT_AUTO_SIG_SCALE]
     if args.sig_samples is None:
-        args.sig_samples = max(DEFAULT_SIG_SAMPLES, args.batch_size)
+        args.sig_samples = args.batch_size if tutorial else max(DEFAULT_SIG_SAMPLES,
+                                                                args.batch_size)
     elif args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
                 f"got {args.sig_samples}")
-    if args.size == "tutorial":
+    if tutorial:
         changed = [flag for flag, value, default in (
             ("--discriminator-batch-norm", args.discriminator_batch_norm, None),
             ("--discriminator-width", args.discriminator_width, 1.0),

@@ -461,6 +461,19 @@ def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
     assert generator.inputs[0].shape[-1] == 100 and generator.outputs[0].shape[-1] == 3
 
 
+@pytest.mark.parametrize("size, batch, scale, samples", [
+    ("M", 64, [10.0], 512), ("M", 600, [10.0], 600), ("tutorial", 64, [1.0], 64),
+    ("tutorial", 128, [1.0], 128)])
+def test_stacked_mnist_sig_defaults_follow_the_networks(size, batch, scale, samples):
+    # Appendix C's networks need K = 512 and 10x the weight; the tutorial's
+    # take the paper's setting, K = the batch and 1x.
+    args = _example("stacked_mnist").parse_args(["--size", size, "--batch-size", str(batch)])
+    assert (args.auto_sig_scale, args.sig_samples) == (scale, samples)
+    args = _example("stacked_mnist").parse_args(["--size", size, "--auto-sig-scale", "3",
+                                                 "--sig-samples", "700"])
+    assert (args.auto_sig_scale, args.sig_samples) == ([3.0], 700)
+
+
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
     import json
 
