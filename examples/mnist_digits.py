@@ -475,15 +475,19 @@ def save_preset(model, args, result, classifier):
 
 
 def _init_metadata(args):
-    """What a preset records of `--init-from`: the source and, for a preset,
-    the command that trained it."""
+    """What a preset records of `--init-from`: the source and, for a preset
+    source, the commands that trained it, oldest first (its own
+    `init_commands`, then its command), so a chain of runs can be replayed."""
     if args.init_from is None:
         return {}
     metadata = {"init_from": args.init_from}
     if not str(args.init_from).endswith(".keras"):
-        command = sig_keras.presets.load_metadata(args.init_from).get("command")
-        if command:
-            metadata["init_command"] = command
+        source = sig_keras.presets.load_metadata(args.init_from)
+        commands = list(source.get("training", {}).get("init_commands", []))
+        if source.get("command"):
+            commands.append(source["command"])
+        if commands:
+            metadata["init_commands"] = commands
     return metadata
 
 

@@ -231,7 +231,7 @@ def test_digits_preset_records_the_init_source(digits, classifier_path):
                               "--init-from", "sig_mnist_digits"])
     command = sig_keras.presets.load_metadata("sig_mnist_digits")["command"]
     assert digits._init_metadata(args) == {"init_from": "sig_mnist_digits",
-                                           "init_command": command}
+                                           "init_commands": [command]}
     args = digits.parse_args(["--classifier", classifier_path, "--models", "sig"])
     assert digits._init_metadata(args) == {}
 
