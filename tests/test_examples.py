@@ -390,7 +390,7 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
     header = [line for line in printed.splitlines() if line.startswith("model")]
     assert header and header[0].split() == ["model", "seed", "IS", "high", "q.", "modes", "KL",
                                             "H(y|x)", "H(y)", "FID", "KID", "recall",
-                                            "cover.", "wall", "s"]
+                                            "cover.", "div.", "wall", "s"]
     for label, _, r in rows:
         assert 1 <= r["modes"] <= 20 and 1 - 1e-5 <= r["inception_score"] <= 1000
         assert 0 <= r["high_quality"] <= 1 and np.isfinite(r["kl"])
@@ -407,6 +407,8 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
         for key in ("precision", "recall", "coverage"):
             assert 0 <= r[key] <= 1
         assert r["density"] >= 0
+        # Untrained generators still differ from sample to sample.
+        assert 0 < r["diversity"] < 10
     table = (out / "table2.md").read_text()
     assert "| DCGAN | 0 |" in table and "| DCGAN-SI | 0 |" in table
     with open(out / "table2.csv") as f:
