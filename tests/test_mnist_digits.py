@@ -229,9 +229,13 @@ def test_digits_init_from_starts_sig_from_saved_weights(digits, classifier_path,
 def test_digits_preset_records_the_init_source(digits, classifier_path):
     args = digits.parse_args(["--classifier", classifier_path, "--models", "sig",
                               "--init-from", "sig_mnist_digits"])
-    command = sig_keras.presets.load_metadata("sig_mnist_digits")["command"]
+    # The built-in preset is itself the end of a chain: its earlier commands
+    # come first, then its own.
+    meta = sig_keras.presets.load_metadata("sig_mnist_digits")
+    chain = meta["training"].get("init_commands", []) + [meta["command"]]
+    assert len(chain) == 3
     assert digits._init_metadata(args) == {"init_from": "sig_mnist_digits",
-                                           "init_commands": [command]}
+                                           "init_commands": chain}
     args = digits.parse_args(["--classifier", classifier_path, "--models", "sig"])
     assert digits._init_metadata(args) == {}
 
