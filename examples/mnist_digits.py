@@ -50,7 +50,8 @@ SIG returns logits `[n, 28, 28, 1]`; `SIG.sample_mean(n)` the Bernoulli means, t
 `DIR/sig_mnist_digits`. `--init-from MODEL` starts every SIG run from the
 weights of a saved SIG with the same network (a `.keras` file or a preset),
 e.g. to go on training with a larger `--num-samples`; a preset written then
-records the source and, for a preset source, the command that trained it.
+records the source and, for a preset source, the commands that trained it
+(`training.init_commands`, oldest first).
 
 Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished (model,
 seed) runs are read back; the interrupted one resumes from its last
@@ -481,7 +482,7 @@ def _init_metadata(args):
     if args.init_from is None:
         return {}
     metadata = {"init_from": args.init_from}
-    if not str(args.init_from).endswith(".keras"):
+    if not experiment.is_keras_file(args.init_from):
         source = sig_keras.presets.load_metadata(args.init_from)
         commands = list(source.get("training", {}).get("init_commands", []))
         if source.get("command"):

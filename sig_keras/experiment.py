@@ -179,10 +179,16 @@ def add_seeds_flag(parser, default):
     return parser
 
 
+def is_keras_file(name_or_path):
+    """Whether a model flag names a `.keras` file (otherwise: a preset name or
+    directory)."""
+    return str(name_or_path).endswith(".keras")
+
+
 def load_saved_model(name_or_path):
     """A saved Keras model: a `.keras` file, or the name or directory of a
     preset (`sig_keras.presets.load`)."""
-    if str(name_or_path).endswith(".keras"):
+    if is_keras_file(name_or_path):
         return keras.saving.load_model(name_or_path)
     from sig_keras import presets  # the presets import the models, which import this module
 
@@ -203,7 +209,7 @@ def check_saved_model(parser, name_or_path, flag, missing_hint=""):
     missing `.keras` file."""
     if name_or_path is None:
         return
-    if str(name_or_path).endswith(".keras"):
+    if is_keras_file(name_or_path):
         if not os.path.isfile(name_or_path):
             parser.error(f"{flag} {name_or_path} does not exist{missing_hint}")
         return
