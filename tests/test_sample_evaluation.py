@@ -51,6 +51,26 @@ def test_evaluates_at_start_every_n_steps_and_end(tmp_path, steps_per_execution)
                                [v["modes"] for _, v in evaluation.history])
 
 
+def test_a_resumed_run_reads_its_earlier_evaluations_back(tmp_path):
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    first = SampleEvaluation(ModeCoverage(CENTRES, std=0.2), every_n_steps=2,
+                             num_samples=20, log_dir=str(tmp_path))
+    model.fit(h.two_clusters(64), batch_size=8, epochs=1, steps_per_epoch=6, verbose=0,
+              callbacks=[first])
+    assert [s for s, _ in first.history] == [0, 2, 4, 6]
+    # A restart from the checkpoint of step 4 (the evaluation at 6 is lost
+    # with the process): a new callback reads 0, 2 and 4 back and goes on.
+    model.optimizer.iterations.assign(4)
+    second = SampleEvaluation(ModeCoverage(CENTRES, std=0.2), every_n_steps=2,
+                              num_samples=20, log_dir=str(tmp_path))
+    model.fit(h.two_clusters(64), batch_size=8, epochs=1, steps_per_epoch=4, verbose=0,
+              callbacks=[second])
+    assert [s for s, _ in second.history] == [0, 2, 4, 6, 8]
+    for (step, values), (step0, values0) in zip(second.history[:3], first.history[:3]):
+        assert step == step0 and values == pytest.approx(values0, rel=1e-6)
+
+
 def test_same_noise_every_evaluation_and_matches_by_hand():
     model = _model()
     metric = ModeCoverage(CENTRES, std=0.2)

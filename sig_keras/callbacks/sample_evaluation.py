@@ -24,6 +24,11 @@ class SampleEvaluation(keras.callbacks.Callback):
     execution; an evaluation then runs at the first call at or past each
     multiple, logged at the true step.
 
+    A run resumed from a checkpoint (`FaultTolerantBackup` restores it before
+    this callback's `on_train_begin`) reads the evaluations it had written
+    to `log_dir` up to the restored step back into `history`, so `history`
+    covers the whole run, not only the steps since the restart.
+
     Summaries are written from the callback, outside the (possibly jitted)
     train step. The metric is any Keras metric with `update_state(samples)`,
     e.g. `sig_keras.metrics.StackedMNISTModes` or `ModeCoverage`.
@@ -99,9 +104,30 @@ class SampleEvaluation(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         step = self._step()
+        if step > 0 and not self.history:
+            self.history = self._written_history(step)
         if self.at_start and step == 0:
             self.evaluate(step)
         self._last_step = step
+
+    def _written_history(self, last_step):
+        """`(step, {key: float})` of the evaluations at steps <= `last_step`
+        in `log_dir`'s summaries (the last one written at each step)."""
+        if self.log_dir is None:
+            return []
+        found = {}
+        for path in sorted(tf.io.gfile.glob(
+                os.path.join(self.log_dir, "eval", "events.out.tfevents.*"))):
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if event.step > last_step or not value.tag.startswith(self.prefix):
+                        continue
+                    number = (tf.make_ndarray(value.tensor) if value.HasField("tensor")
+                              else value.simple_value)
+                    found.setdefault(int(event.step), {})[
+                        value.tag[len(self.prefix):]] = float(np.asarray(number).reshape(()))
+        return sorted(found.items())
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()

@@ -165,9 +165,24 @@ class AdversarialModel(GenerativeModel):
             name="auto_sig_norms", shape=(2,), initializer="zeros", trainable=False,
             aggregation="only_first_replica",
         )
+        # An in-graph factor on lambda (`set_sig_weight_factor`), or None;
+        # not a variable, so checkpoints and presets keep their layout.
+        object.__setattr__(self, "_sig_weight_factor", None)
         # === Trackers ===
         self.sig_loss_tracker = keras.metrics.Mean(name="sig_loss")
         self.sig_weight_tracker = keras.metrics.Mean(name="sig_weight")
+
+    def set_sig_weight_factor(self, factor):
+        """Scales lambda by `factor()`, a function returning a float32 scalar
+        tensor read inside the step (e.g. from the optimizer's `iterations`);
+        None removes it. Step functions traced before this call keep the
+        weight they were traced with (`sig_keras.callbacks.LinearCooldown`
+        traces them again). With "auto" the factor multiplies the automatic
+        weight; the gradient-norm averages it follows are unchanged.
+        """
+        if factor is not None and not callable(factor):
+            raise ValueError(f"`factor` must be a function or None; got {factor!r}.")
+        object.__setattr__(self, "_sig_weight_factor", factor)
 
     @property
     def uses_sig(self):
@@ -352,6 +367,9 @@ class AdversarialModel(GenerativeModel):
         )
         if self.sig_weight == "auto":
             self.auto_norms.assign(norms)
+        if self._sig_weight_factor is not None:
+            lam = lam * tf.cast(self._sig_weight_factor(), tf.float32)
+            combined = adversarial_gradient + lam * sig_gradient
         return combined, lam
 
     def _extra_sig_samples(self, fake):
