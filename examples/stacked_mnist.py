@@ -389,7 +389,8 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     real_feats, real_pixels = real
     result.update(feature_scores(real_feats, keras.ops.concatenate(generated, axis=0)))
     result["diversity"] = sample_diversity(model, real_pixels)
-    result["wall_s"] = time.perf_counter() - start
+    # A resumed run adds the earlier processes' time up to its checkpoint.
+    result["wall_s"] = time.perf_counter() - start + run.restored_seconds
     result["history"] = evaluation.history
     result["eval_samples"] = args.eval_samples
     if args.save_preset and seed == 0 and label in ("DCGAN", "DCGAN-SI"):

@@ -489,6 +489,7 @@ class Run:
         self.label = label
         self.checkpoint_dir = self.result_path = None
         self._stop_on_nan = None
+        self._backup = None
         if backup.directory:
             worker = distribute.worker_index(backup.strategy)
             base = os.path.join(backup.directory, key)
@@ -535,11 +536,18 @@ class Run:
         if self.checkpoint_dir is None:
             return []
         distribute.build_optimizers(model, self.backup.strategy)
-        backup = FaultTolerantBackup(self.checkpoint_dir, save_freq=save_freq)
-        if os.path.exists(backup.checkpoint_path):
+        self._backup = FaultTolerantBackup(self.checkpoint_dir, save_freq=save_freq)
+        if os.path.exists(self._backup.checkpoint_path):
             print(f"{self.label}: resuming from {self.checkpoint_dir}", flush=True)
         self._stop_on_nan = TerminateOnNonFinite()
-        return [backup, self._stop_on_nan]
+        return [self._backup, self._stop_on_nan]
+
+    @property
+    def restored_seconds(self):
+        """The training time of earlier processes of this run, up to the
+        checkpoint `fit` resumed from (0 for a fresh run or without a
+        backup): add it to this process's time for the run's wall time."""
+        return 0.0 if self._backup is None else self._backup.restored_seconds
 
     def check_finite(self):
         """`SystemExit` naming the run if `fit` stopped on a non-finite loss."""

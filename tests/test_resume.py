@@ -10,6 +10,7 @@ generator) must equal bit for bit that of an uninterrupted run.
 
 import os
 import signal
+import time
 
 import h5py
 import keras
@@ -151,6 +152,27 @@ def test_backup_restores_seed_and_optimizers_under_mirrored(two_cpu_strategy, tm
         for a, b in zip(getattr(original, attr).variables,
                         getattr(restored, attr).variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_checkpoint_records_the_training_time(tmp_path):
+    """A resumed run learns the earlier processes' time up to its checkpoint."""
+    from sig_keras import distribute
+    from tests import _train_worker
+
+    x = np.random.default_rng(0).uniform(-0.9, 0.9, (64, 2)).astype(np.float32)
+    first = _train_worker.build_model("gan_si", seed=2)
+    backup = fault_tolerance.FaultTolerantBackup(
+        str(tmp_path), save_freq=1, delete_checkpoint=False)
+    start = time.perf_counter()
+    first.fit(x, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[backup])
+    elapsed = time.perf_counter() - start
+    assert backup.restored_seconds == 0.0  # a fresh run
+    second = _train_worker.build_model("gan_si", seed=2)
+    distribute.build_optimizers(second)
+    loader = fault_tolerance.FaultTolerantBackup(str(tmp_path))
+    loader.set_model(second)
+    loader.on_train_begin()
+    assert 0.0 < loader.restored_seconds <= elapsed
 
 
 # === Bad options fail before training ===

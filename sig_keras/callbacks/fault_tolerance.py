@@ -20,6 +20,7 @@ message naming the value, epoch and batch.
 import os
 import shutil
 import sys
+import time
 
 import h5py
 import keras
@@ -93,6 +94,11 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
     being trained, and the directory to delete to start fresh. Nothing is
     deleted.
 
+    The checkpoint also records the training time so far (`fit`'s wall time
+    up to the save, over every process of the run); after a restore,
+    `restored_seconds` holds it (0 for a fresh run), so a resumed run can
+    report the time of the whole run: `restored_seconds` plus its own.
+
     A state is saved only if the step's logs and all variables are finite;
     after a non-finite value, nothing more is saved and the last good
     checkpoint is kept when `fit` returns (whatever `delete_checkpoint`).
@@ -136,6 +142,8 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
         self._skip_epoch = None
         self._original_train_function = None
         self.non_finite = None
+        self.restored_seconds = 0.0
+        self._started = None
 
     @property
     def checkpoint_path(self):
@@ -151,6 +159,8 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
                 self.backup_dir, f"worker-{distribute.worker_index(strategy)}"
             )
         self.non_finite = None
+        self.restored_seconds = 0.0
+        self._started = time.perf_counter()
         self._load_model()
 
     def _load_model(self):
@@ -178,6 +188,7 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
                 found = None if found is None else str(found)
                 epoch = int(group.attrs["epoch"])
                 batches = int(group.attrs["batches_done"])
+                seconds = float(group.attrs.get("train_seconds", 0.0))
                 seeds = [group[f"seed_{i}"][()] for i in range(
                     int(group.attrs["num_seed_generators"])
                 )]
@@ -210,6 +221,7 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
         for sg, state in zip(generators, seeds):
             sg.state.assign(state)
         self.model._initial_epoch = epoch
+        self.restored_seconds = seconds
         self._skip = batches
         self._skip_epoch = epoch if batches else None
         if batches and getattr(self.model, "steps_per_execution", 1) != 1:
@@ -310,6 +322,8 @@ class FaultTolerantBackup(keras.callbacks.BackupAndRestore):
                 group.attrs["model_class"] = type(self.model).__name__
                 group.attrs["epoch"] = int(self._epoch)
                 group.attrs["batches_done"] = int(self._batches_done)
+                running = 0.0 if self._started is None else time.perf_counter() - self._started
+                group.attrs["train_seconds"] = self.restored_seconds + running
                 group.attrs["num_seed_generators"] = len(generators)
                 for i, sg in enumerate(generators):
                     group.create_dataset(f"seed_{i}", data=_to_numpy(sg.state))
