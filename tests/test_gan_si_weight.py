@@ -157,3 +157,14 @@ def test_bad_arguments():
         _combine(ADV, SIG, -1.0)
     with pytest.raises(ValueError, match="norm_ema"):
         _combine(ADV, SIG, "auto")
+
+
+@pytest.mark.parametrize("weight", [0.25, "auto"])
+def test_weight_factor_scales_lambda_not_the_norm_averages(weight):
+    plain, lam, ema = _combine(ADV, SIG, weight, norm_ema=[0.7, 0.2])
+    combined, scaled, scaled_ema = _combine(ADV, SIG, weight, norm_ema=[0.7, 0.2],
+                                            weight_factor=tf.constant(0.4))
+    assert scaled == pytest.approx(0.4 * lam, rel=1e-6)
+    np.testing.assert_allclose(combined, ADV + np.float32(scaled) * SIG, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(scaled_ema, ema)
+    assert not np.allclose(combined, plain)

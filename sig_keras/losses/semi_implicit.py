@@ -88,7 +88,7 @@ def check_sig_weight(sig_weight):
 
 def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, sig_weight,
                                           norm_ema=None, auto_scale=1.0,
-                                          auto_momentum=0.99, epsilon=1e-12):
+                                          auto_momentum=0.99, epsilon=1e-12, weight_factor=None):
     """GAN-SI generator gradient `g_adv + lambda g_SIG` with respect to the fakes.
 
     The gradient-level counterpart of TF-GAN's `combine_adversarial_loss`:
@@ -128,6 +128,9 @@ def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, si
         auto_scale: float > 0. The "auto" multiplier. Defaults to 1.
         auto_momentum: float in [0, 1). EMA momentum. Defaults to 0.99.
         epsilon: float. Added to the EMA of `||g_SIG||`. Defaults to 1e-12.
+        weight_factor: float32 scalar or None. Multiplies lambda (a schedule,
+            e.g. `sig_keras.callbacks.LinearCooldown`'s); the "auto" weight's
+            norm averages are unchanged by it. Defaults to None (1).
 
     Returns:
         `(combined_gradient, lambda, new_norm_ema)`; `lambda` is a float32
@@ -135,6 +138,7 @@ def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, si
     """
     if sig_weight != "auto":
         lam = tf.constant(check_sig_weight(sig_weight), tf.float32)
+        lam = _scaled(lam, weight_factor)
         return adversarial_gradient + lam * sig_gradient, lam, norm_ema
     if norm_ema is None:
         raise ValueError("`sig_weight='auto'` needs `norm_ema` (zeros before the first step).")
@@ -145,7 +149,13 @@ def combine_adversarial_and_sig_gradients(adversarial_gradient, sig_gradient, si
     ema = tf.where(started, m * norm_ema + (1.0 - m) * norms, norms)
     ema = tf.where(norms[1] > 0, ema, norm_ema)
     lam = tf.where(ema[1] > 0, auto_scale * ema[0] / (ema[1] + epsilon), 0.0)
+    lam = _scaled(lam, weight_factor)
     return adversarial_gradient + lam * sig_gradient, lam, ema
+
+
+def _scaled(lam, weight_factor):
+    """`lam * weight_factor` (float32); `lam` when the factor is None."""
+    return lam if weight_factor is None else lam * tf.cast(weight_factor, tf.float32)
 
 
 def _global_norms(*tensors):

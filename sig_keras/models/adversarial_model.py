@@ -361,15 +361,14 @@ class AdversarialModel(GenerativeModel):
 
     def _combine_sig_gradient(self, adversarial_gradient, sig_gradient):
         """`(g_adv + lambda g_SIG, lambda)`, updating the "auto" weight's state."""
+        factor = self._sig_weight_factor
         combined, lam, norms = combine_adversarial_and_sig_gradients(
             adversarial_gradient, sig_gradient, self.sig_weight, norm_ema=self.auto_norms,
             auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
+            weight_factor=None if factor is None else factor(),
         )
         if self.sig_weight == "auto":
             self.auto_norms.assign(norms)
-        if self._sig_weight_factor is not None:
-            lam = lam * tf.cast(self._sig_weight_factor(), tf.float32)
-            combined = adversarial_gradient + lam * sig_gradient
         return combined, lam
 
     def _extra_sig_samples(self, fake):
