@@ -484,15 +484,10 @@ def init_weights(args):
     if not isinstance(source, models.SIG):
         raise ValueError(f"--init-from {args.init_from} is a {type(source).__name__}, "
                          "not a SIG model.")
-    expected = [tuple(w.shape) for w in
-                decoder_network(args.noise_dim, args.hidden, "generator").weights]
-    weights = source.generator.get_weights()
-    if [w.shape for w in weights] != expected:
-        raise ValueError(
-            f"--init-from {args.init_from} has generator weights shaped "
-            f"{[w.shape for w in weights]}; --noise-dim {args.noise_dim} and --hidden "
-            f"{','.join(map(str, args.hidden))} build {expected}.")
-    return weights
+    return experiment.init_from_weights(
+        args.init_from, "generator", source.generator,
+        decoder_network(args.noise_dim, args.hidden, "generator"),
+        f"--noise-dim {args.noise_dim} and --hidden {','.join(map(str, args.hidden))} build")
 
 
 def run_settings(args):

@@ -327,16 +327,9 @@ def init_weights(args):
             f"a {type(source).__name__}")
         raise ValueError(f"--init-from {args.init_from} is {kind}; --models "
                          f"{args.model_list[0]} needs a {'GAN-SI' if spec[1] else 'GAN'}.")
-    target = build_model(args, spec, args.seeds[0])
-    weights = {}
-    for part in ("generator", "discriminator"):
-        found = [w.shape for w in getattr(source, part).get_weights()]
-        expected = [tuple(w.shape) for w in getattr(target, part).weights]
-        if found != expected:
-            raise ValueError(
-                f"--init-from {args.init_from} has a {part} with weights shaped {found}; "
-                f"--size {args.size} builds {expected}.")
-        weights[part] = getattr(source, part).get_weights()
+    weights = {part: experiment.init_from_weights(args.init_from, part, getattr(source, part),
+                                                  network, f"--size {args.size} builds")
+               for part, network in zip(("generator", "discriminator"), networks(args))}
     weights["auto_norms"] = keras.ops.convert_to_numpy(source.auto_norms)
     return weights
 

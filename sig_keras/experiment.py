@@ -221,6 +221,19 @@ def init_metadata(init_from):
     return metadata
 
 
+def init_from_weights(init_from, part, source_network, network, built_by):
+    """The weights of `source_network` (the `part` of the `--init-from
+    init_from` model) for `network`, or `ValueError` naming both shapes and
+    `built_by` (the flags that built `network`, with their verb)."""
+    expected = [tuple(w.shape) for w in network.weights]
+    weights = source_network.get_weights()
+    found = [w.shape for w in weights]
+    if found != expected:
+        raise ValueError(f"--init-from {init_from} has a {part} with weights shaped {found}; "
+                         f"{built_by} {expected}.")
+    return weights
+
+
 def check_saved_model(parser, name_or_path, flag, missing_hint=""):
     """Validates a flag naming a saved model while parsing (`parser.error`,
     exit code 2): an existing `.keras` file, or a preset that
