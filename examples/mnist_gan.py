@@ -15,6 +15,15 @@ grid. With `--sig-weight` the same run is a DCGAN-SI.
     python examples/mnist_gan.py --steps 3000
     python examples/mnist_gan.py --steps 3000 --sig-weight auto
 
+`--cooldown-steps N` decays both learning rates linearly to zero over the
+last N steps (`sig_keras.callbacks.LinearCooldown`, and the SIG weight with
+them for a DCGAN-SI). `--init-from MODEL` starts from the generator and
+discriminator of a saved run's `model.keras` (optimizers fresh), so a
+cool-down after a constant-rate run is its own command:
+
+    python examples/mnist_gan.py --steps 3000 --cooldown-steps 3000 \
+        --init-from outputs/mnist_gan/model.keras --output-dir outputs/mnist_gan_cooldown
+
 Writes `history.json`, `samples_step<N>.png` and the trained `model.keras`
 into `--output-dir` (default outputs/mnist_gan). With `--backup-dir` a
 killed run resumes where it stopped when the same command is run again
@@ -36,6 +45,7 @@ import tensorflow as tf  # noqa: E402
 import sig_keras  # noqa: E402
 from sig_keras import datasets  # noqa: E402
 from sig_keras import experiment  # noqa: E402
+from sig_keras.callbacks import LinearCooldown  # noqa: E402
 from sig_keras.metrics import diversity_ratio  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 
@@ -58,6 +68,13 @@ def parse_args(argv=None):
                    help="'auto' or a number: the SIG weight (0: plain DCGAN)")
     p.add_argument("--classifier", default="mnist_digit_classifier",
                    help="a digit classifier preset name or .keras file")
+    p.add_argument("--cooldown-steps", type=experiment.non_negative_int("--cooldown-steps"),
+                   default=0,
+                   help="decay both learning rates (and a DCGAN-SI's SIG weight) linearly to "
+                   "0 over the last N steps (sig_keras.callbacks.LinearCooldown)")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from the generator and discriminator of a saved GAN with "
+                   "the same networks (a run's model.keras), with fresh optimizers")
     p.add_argument("--backup-dir", default=None,
                    help="resume a killed run by re-running the same command: checkpoints "
                    f"every {BACKUP_EVERY} steps; deleted when the run is done")
@@ -72,6 +89,10 @@ def parse_args(argv=None):
     source_error = datasets.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
+    if args.cooldown_steps > args.steps:
+        p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
+                f"({args.steps})")
+    experiment.check_saved_model(p, args.init_from, "--init-from")
     experiment.check_classifier(p, args.classifier)
     experiment.check_backup_dir(p, args.backup_dir, _settings(args))
     return args
@@ -130,6 +151,21 @@ class DigitEvaluation(keras.callbacks.Callback):
                               {"args": vars(self.args), "history": self.history})
 
 
+def init_weights(args, model):
+    """Copies `--init-from`'s generator and discriminator weights into
+    `model` (nothing without it), checking their shapes first."""
+    if args.init_from is None:
+        return
+    source = experiment.load_saved_model(args.init_from)
+    if not isinstance(source, sig_keras.models.GAN):
+        raise ValueError(f"--init-from {args.init_from} is a {type(source).__name__}, not a GAN.")
+    for part in ("generator", "discriminator"):
+        network = getattr(model, part)
+        network.set_weights(experiment.init_from_weights(
+            args.init_from, part, getattr(source, part), network,
+            "mnist_gan.py's tutorial networks have"))
+
+
 def main(argv=None):
     args = parse_args(argv)
     experiment.set_seed(args.seed, False)
@@ -144,14 +180,19 @@ def main(argv=None):
     model = sig_keras.models.GAN(sig_keras.networks.mnist_generator(100),
                                  sig_keras.networks.mnist_discriminator(),
                                  latent_dim=100, sig_weight=args.sig_weight, seed=args.seed)
+    init_weights(args, model)
     model.compile(d_optimizer=keras.optimizers.Adam(args.learning_rate),
                   g_optimizer=keras.optimizers.Adam(args.learning_rate))
     evaluation = DigitEvaluation(args, experiment.load_classifier(args.classifier), real)
     backup = experiment.Backup(args.backup_dir, settings=_settings(args))
     run = backup.run("mnist_gan")
+    callbacks = [evaluation, experiment.ProgressLogger(
+        "mnist_gan", every_n_steps=max(args.steps // 20, 1))]
+    if args.cooldown_steps:
+        callbacks.append(LinearCooldown(args.steps, args.cooldown_steps,
+                                        sig_weight=model.uses_sig))
     run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
-            verbose=0, callbacks=[evaluation, experiment.ProgressLogger(
-                "mnist_gan", every_n_steps=max(args.steps // 20, 1))])
+            verbose=0, callbacks=callbacks)
     os.makedirs(args.output_dir, exist_ok=True)
     model.save(os.path.join(args.output_dir, "model.keras"))
     backup.complete()

@@ -38,7 +38,9 @@ discriminator. With `--size tutorial` they are the paper's setting,
 
 `--cooldown-steps N` decays both learning rates linearly to zero over the
 last N steps (`sig_keras.callbacks.LinearCooldown`), and DCGAN-SI's SIG
-weight with them unless `--no-cooldown-sig-weight`. `--init-from MODEL`
+weight with them unless `--no-cooldown-sig-weight`. `--sig-weight-decay-steps
+N` lets DCGAN-SI's SIG weight fall linearly to zero over the first N steps
+(`sig_keras.callbacks.SigWeightSchedule`). `--init-from MODEL`
 starts one run (one model, one seed) from a saved GAN with the same
 networks: a run's `model.keras` or a preset. It copies the generator, the
 discriminator and the automatic weight's averages; the optimizers start
@@ -69,6 +71,7 @@ from sig_keras import distribute  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
 from sig_keras.callbacks import LinearCooldown  # noqa: E402
+from sig_keras.callbacks import SigWeightSchedule  # noqa: E402
 from sig_keras.callbacks import SampleEvaluation  # noqa: E402
 from sig_keras.utils import save_image_grid  # noqa: E402
 from sig_keras.utils import validation  # noqa: E402
@@ -171,6 +174,11 @@ def parse_args(argv=None):
                    default=True,
                    help="with --cooldown-steps, decay DCGAN-SI's SIG weight by the same "
                    "factor")
+    p.add_argument("--sig-weight-decay-steps",
+                   type=experiment.non_negative_int("--sig-weight-decay-steps"), default=0,
+                   help="DCGAN-SI's SIG weight falls linearly from its full value to 0 over "
+                   "the first N steps, then stays 0 (sig_keras.callbacks.SigWeightSchedule; "
+                   "0: a constant weight)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start the run from a saved GAN with the same networks (a run's "
                    "model.keras or a preset): its generator, discriminator and automatic "
@@ -228,6 +236,9 @@ def parse_args(argv=None):
     if args.cooldown_steps > args.steps:
         p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
                 f"({args.steps})")
+    if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
+        p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
+                "--models")
     if args.init_from is not None and (len(args.model_list) != 1 or len(args.seeds) != 1
                                        or len(args.auto_sig_scale) * len(args.sig_scale) > 1):
         p.error("--init-from starts one run from saved weights: give one model in --models, "
@@ -364,6 +375,9 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     if args.cooldown_steps:
         callbacks.append(LinearCooldown(args.steps, args.cooldown_steps,
                                         sig_weight=args.cooldown_sig_weight and model.uses_sig))
+    if args.sig_weight_decay_steps and model.uses_sig:
+        callbacks.append(SigWeightSchedule(keras.optimizers.schedules.PolynomialDecay(
+            1.0, args.sig_weight_decay_steps, end_learning_rate=0.0)))
     # === Train ===
     run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
             verbose=2, callbacks=callbacks)
@@ -404,7 +418,8 @@ def save_preset(model, label, args, classifier, wall):
     if label == "DCGAN-SI":
         training.update(sig_weight=args.sig_weight, auto_sig_scale=args.auto_sig_scale[0],
                         sig_scale=args.sig_scale[0], sig_samples=args.sig_samples,
-                        cooldown_sig_weight=args.cooldown_sig_weight)
+                        cooldown_sig_weight=args.cooldown_sig_weight,
+                        sig_weight_decay_steps=args.sig_weight_decay_steps)
     sig_keras.presets.save_trained(
         model, directory, data={"images": "stacked_mnist", "source": args.source},
         command=sig_keras.presets.command_line("examples/stacked_mnist.py", args.argv),

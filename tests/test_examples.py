@@ -146,6 +146,9 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("stacked_mnist", ["--steps", "3", "--cooldown-steps", "5"],
      "--cooldown-steps (5) must be at most --steps (3)"),
     ("stacked_mnist", ["--cooldown-steps", "-1"], "--cooldown-steps must be >= 0"),
+    ("stacked_mnist", ["--sig-weight-decay-steps", "-1"], "--sig-weight-decay-steps must be >= 0"),
+    ("stacked_mnist", ["--models", "dcgan", "--sig-weight-decay-steps", "10"],
+     "--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to --models"),
     ("stacked_mnist", ["--seeds", "0,", "--init-from", "dcgan_si_stacked_mnist_m"],
      "--init-from starts one run from saved weights: give one model in --models"),
     ("stacked_mnist", ["--models", "dcgan_si", "--seeds", "2", "--init-from",
@@ -477,8 +480,9 @@ def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
 
 
 def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
-    """A run's model.keras starts another run (--init-from), which cools down;
-    a source of another kind or other networks stops before training."""
+    """A run's model.keras starts another run (--init-from), which cools down
+    with a decaying SIG weight; a source of another kind or other networks
+    stops before training."""
     example = _example("stacked_mnist")
     npz = _digit_npz(tmp_path / "mnist.npz")
     classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
@@ -496,13 +500,15 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
     np.testing.assert_array_equal(start["auto_norms"], saved.auto_norms.numpy())
     assert start["auto_norms"][0] > 0  # the automatic weight's averages go on
     rows = example.main(common + ["--models", "dcgan_si", "--init-from", source,
-                                  "--cooldown-steps", "2", "--save-preset",
+                                  "--cooldown-steps", "2", "--sig-weight-decay-steps", "2",
+                                  "--save-preset",
                                   str(tmp_path / "presets"),
                                   "--output-dir", str(tmp_path / "second")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI"]
     meta = sig_keras.presets.load_metadata(str(tmp_path / "presets" / "dcgan_si_stacked_mnist_s"))
     assert meta["training"]["init_from"] == source
     assert meta["training"]["cooldown_steps"] == 2 and meta["training"]["cooldown_sig_weight"]
+    assert meta["training"]["sig_weight_decay_steps"] == 2
     # A DCGAN source for a DCGAN-SI run, and size S weights for size M
     # networks: refused before training, nothing written.
     dcgan = str(tmp_path / "first" / "DCGAN_S_seed0" / "model.keras")

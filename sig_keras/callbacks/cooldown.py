@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 from sig_keras import distribute
+from sig_keras.callbacks.sig_weight_schedule import attach_sig_weight_factor
+from sig_keras.callbacks.sig_weight_schedule import detach_sig_weight_factor
 from sig_keras.utils import validation
 
 
@@ -26,7 +28,8 @@ class LinearCooldown(keras.callbacks.Callback):
     beyond fixed training durations").
 
     With `sig_weight=True` GAN-SI's SIG weight lambda is scaled by the same
-    factor (`AdversarialModel.set_sig_weight_factor`), inside the step: the
+    factor (`AdversarialModel.set_sig_weight_factor`; it multiplies a
+    `SigWeightSchedule`'s), inside the step: the
     last steps then follow the adversarial term alone, which sharpens the
     images the SIG term had pulled toward averages of several data points.
 
@@ -87,16 +90,9 @@ class LinearCooldown(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not self.sig_weight:
             return
-        setter = getattr(self.model, "set_sig_weight_factor", None)
-        if setter is None or not self.model.uses_sig:
-            raise ValueError(
-                "LinearCooldown(sig_weight=True) needs a GAN-SI (a model with a SIG "
-                f"term); {type(self.model).__name__} has none."
-            )
         iterations = self.model.optimizer.iterations
-        setter(lambda: self.factor_at(iterations))
-        # The step function reads the factor in the graph: trace it again.
-        self.model.make_train_function(force=True)
+        attach_sig_weight_factor(self.model, lambda: self.factor_at(iterations), "cooldown",
+                                 "LinearCooldown(sig_weight=True)")
 
     def on_train_batch_begin(self, batch, logs=None):
         factor = self.factor_at(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
@@ -107,8 +103,7 @@ class LinearCooldown(keras.callbacks.Callback):
         for opt, rate in zip(self._optimizers(), self._base_rates):
             opt.learning_rate.assign(rate)
         if self.sig_weight:
-            self.model.set_sig_weight_factor(None)
-            self.model.make_train_function(force=True)
+            detach_sig_weight_factor(self.model, "cooldown")
 
     def get_config(self):
         return {"total_steps": self.total_steps, "cooldown_steps": self.cooldown_steps,

@@ -165,24 +165,41 @@ class AdversarialModel(GenerativeModel):
             name="auto_sig_norms", shape=(2,), initializer="zeros", trainable=False,
             aggregation="only_first_replica",
         )
-        # An in-graph factor on lambda (`set_sig_weight_factor`), or None;
-        # not a variable, so checkpoints and presets keep their layout.
-        object.__setattr__(self, "_sig_weight_factor", None)
+        # In-graph factors on lambda by name (`set_sig_weight_factor`); not
+        # variables, so checkpoints and presets keep their layout.
+        object.__setattr__(self, "_sig_weight_factors", {})
         # === Trackers ===
         self.sig_loss_tracker = keras.metrics.Mean(name="sig_loss")
         self.sig_weight_tracker = keras.metrics.Mean(name="sig_weight")
 
-    def set_sig_weight_factor(self, factor):
+    def set_sig_weight_factor(self, factor, name="factor"):
         """Scales lambda by `factor()`, a function returning a float32 scalar
         tensor read inside the step (e.g. from the optimizer's `iterations`);
-        None removes it. Step functions traced before this call keep the
-        weight they were traced with (`sig_keras.callbacks.LinearCooldown`
-        traces them again). With "auto" the factor multiplies the automatic
+        None removes the factor called `name`. Factors set under different
+        names multiply (`sig_keras.callbacks.SigWeightSchedule` and
+        `LinearCooldown` each set their own). Step functions traced before
+        this call keep the weight they were traced with (those callbacks
+        trace them again). With "auto" the factor multiplies the automatic
         weight; the gradient-norm averages it follows are unchanged.
         """
         if factor is not None and not callable(factor):
             raise ValueError(f"`factor` must be a function or None; got {factor!r}.")
-        object.__setattr__(self, "_sig_weight_factor", factor)
+        if not isinstance(name, str):
+            raise ValueError(f"`name` must be a string; got {name!r}.")
+        factors = dict(self._sig_weight_factors)
+        if factor is None:
+            factors.pop(name, None)
+        else:
+            factors[name] = factor
+        object.__setattr__(self, "_sig_weight_factors", factors)
+
+    def _sig_weight_factor(self):
+        """The product of the factors on lambda, or None when there are none."""
+        product = None
+        for factor in self._sig_weight_factors.values():
+            value = tf.cast(factor(), tf.float32)
+            product = value if product is None else product * value
+        return product
 
     @property
     def uses_sig(self):
@@ -361,11 +378,10 @@ class AdversarialModel(GenerativeModel):
 
     def _combine_sig_gradient(self, adversarial_gradient, sig_gradient):
         """`(g_adv + lambda g_SIG, lambda)`, updating the "auto" weight's state."""
-        factor = self._sig_weight_factor
         combined, lam, norms = combine_adversarial_and_sig_gradients(
             adversarial_gradient, sig_gradient, self.sig_weight, norm_ema=self.auto_norms,
             auto_scale=self.auto_sig_scale, auto_momentum=self.auto_weight_momentum,
-            weight_factor=None if factor is None else factor(),
+            weight_factor=self._sig_weight_factor(),
         )
         if self.sig_weight == "auto":
             self.auto_norms.assign(norms)
