@@ -40,8 +40,10 @@ class SigWeightSchedule(keras.callbacks.Callback):
     The use it was built for: on Stacked MNIST with networks that do not
     collapse on their own, the SIG term spreads the generator over the
     modes in the first few thousand steps and pulls some samples toward
-    averages of several digits later (docs/gan_si.md). A weight that falls
-    to zero keeps the first and drops the second:
+    averages of several digits later. A weight that falls to zero drops
+    the averages: there, falling linearly over the first half of the run,
+    it ended level with the GAN without a SIG term and well ahead of a
+    constant weight (docs/gan_si.md).
     `keras.optimizers.schedules.PolynomialDecay(1.0, decay_steps, 0.0)` is a
     linear fall from 1 to 0 over `decay_steps`, then 0.
 
