@@ -36,6 +36,7 @@ import tensorflow as tf
 from sig_keras import datasets
 from sig_keras import distribute
 from sig_keras import layers
+from sig_keras.models import GAN
 from sig_keras.models import SIG
 from sig_keras.networks import mlp_generator
 
@@ -355,6 +356,23 @@ def tiny_image_discriminator(batch_norm=False):
     h = keras.layers.LeakyReLU(0.2)(h)
     h = keras.layers.Flatten()(h)
     return keras.Model(inputs, keras.layers.Dense(1)(h), name="discriminator")
+
+
+def tiny_gan(sig_weight=0.0):
+    """A GAN of the tiny image networks (a GAN-SI with a positive or "auto"
+    `sig_weight`), built under seed 0."""
+    keras.utils.set_random_seed(0)
+    return GAN(tiny_image_generator(), tiny_image_discriminator(), IMAGE_LATENT,
+               sig_weight=sig_weight, seed=1)
+
+
+def compiled_at_step(model, lr, step):
+    """`model` compiled with `two_optimizers(lr)` and its generator
+    optimizer at `step`, as a run restored from a checkpoint starts."""
+    model.compile(**two_optimizers(lr))
+    model.build_optimizers()
+    model.optimizer.iterations.assign(step)
+    return model
 
 
 def images(n=32, seed=0):

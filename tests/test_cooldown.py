@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 
 from sig_keras.callbacks import LinearCooldown
-from sig_keras.models import GAN
 from tests import harness as h
 
 
 def _gan(sig_weight=0.0):
-    keras.utils.set_random_seed(0)
-    return GAN(h.tiny_image_generator(), h.tiny_image_discriminator(), h.IMAGE_LATENT,
-               sig_weight=sig_weight, seed=1)
+    return h.tiny_gan(sig_weight)
 
 
 class _RecordRates(keras.callbacks.Callback):
@@ -54,10 +51,7 @@ def test_a_resumed_run_goes_on_at_its_step():
     # FaultTolerantBackup restores `iterations` (and the decayed rates) in
     # `on_train_begin`; the rates follow the restored step, from the
     # compiled base rate.
-    model = _gan()
-    model.compile(**h.two_optimizers(1e-2))
-    model.build_optimizers()
-    model.optimizer.iterations.assign(2)
+    model = h.compiled_at_step(_gan(), 1e-2, 2)
     record = _RecordRates()
     model.fit(h.images(16), batch_size=8, epochs=1, verbose=0, shuffle=False,
               callbacks=[LinearCooldown(4, 4), record])

@@ -7,14 +7,11 @@ import pytest
 
 from sig_keras.callbacks import LinearCooldown
 from sig_keras.callbacks import SigWeightSchedule
-from sig_keras.models import GAN
 from tests import harness as h
 
 
 def _gan(sig_weight=1.0):
-    keras.utils.set_random_seed(0)
-    return GAN(h.tiny_image_generator(), h.tiny_image_discriminator(), h.IMAGE_LATENT,
-               sig_weight=sig_weight, seed=1)
+    return h.tiny_gan(sig_weight)
 
 
 def _linear(decay_steps):
@@ -58,10 +55,7 @@ def test_weight_follows_every_step(fit_mode):
 
 
 def test_a_resumed_run_goes_on_at_its_step():
-    model = _gan()
-    model.compile(**h.two_optimizers(1e-3))
-    model.build_optimizers()
-    model.optimizer.iterations.assign(2)
+    model = h.compiled_at_step(_gan(), 1e-3, 2)
     record = _RecordWeight()
     model.fit(h.images(16), batch_size=8, epochs=1, verbose=0, shuffle=False,
               callbacks=[SigWeightSchedule(_linear(4)), record])
