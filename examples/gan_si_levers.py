@@ -35,7 +35,8 @@ The levers:
 - `--d-lr`, `--g-lr`: the two Adam learning rates (beta_1 = 0.5);
 - `--r1`: the R1 penalty on the discriminator (`GAN`'s `r1_weight`);
   `--discriminator-batch-norm`: batch norm after its 2nd and 3rd
-  convolutions;
+  convolutions, `--discriminator-first-batch-norm` after the 1st too;
+- `--init-stddev`: N(0, S^2) kernels in both networks (DCGAN's S = 0.02);
 - `--discriminator-width`: multiplier on the discriminator's filters
   (8, 16, 32 at size M), `--discriminator-dropout`;
 - `--discriminator-strides`: the three convolutions' strides (default
@@ -137,6 +138,12 @@ def parse_args(argv=None):
                    help="R1 penalty weight gamma on the discriminator (GAN's r1_weight)")
     p.add_argument("--discriminator-batch-norm", action="store_true",
                    help="batch norm after the 2nd and 3rd convolutions (the DCGAN convention)")
+    p.add_argument("--discriminator-first-batch-norm", action="store_true",
+                   help="batch norm after the 1st convolution too (needs "
+                   "--discriminator-batch-norm)")
+    p.add_argument("--init-stddev", default=None, type=experiment.positive_float("--init-stddev"),
+                   help="N(0, S^2) kernels in both Appendix C networks (DCGAN's: 0.02); "
+                   "default: Keras' Glorot uniform")
     p.add_argument("--discriminator-dropout", default=0.0, type=experiment.float_flag(
         "--discriminator-dropout", 0.0, 1.0, max_inclusive=False))
     p.add_argument("--joint-batch", action="store_true",
@@ -171,6 +178,12 @@ def parse_args(argv=None):
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size})")
     if args.sig_data is not None and args.sig_data < args.batch_size:
         p.error(f"--sig-data must be at least --batch-size ({args.batch_size})")
+    if args.discriminator_first_batch_norm and not args.discriminator_batch_norm:
+        p.error("--discriminator-first-batch-norm needs --discriminator-batch-norm")
+    if args.init_stddev is not None and "tutorial" in (args.generator_net,
+                                                       args.discriminator_net):
+        p.error("--init-stddev sets the Appendix C networks' kernels; the tutorial "
+                "networks keep their own")
     if args.sig_data is not None and args.joint_batch:
         p.error("--joint-batch would show the discriminator all --sig-data images; "
                 "use one of the two")
@@ -187,7 +200,8 @@ def networks(args):
     if args.generator_net == "tutorial":
         generator = sig_keras.networks.mnist_generator(channels=3)
     else:
-        generator = sig_keras.networks.mnist3_generator(args.size)
+        generator = sig_keras.networks.mnist3_generator(
+            args.size, kernel_initializer=_kernel_initializer(args))
     if args.discriminator_net == "tutorial":
         disc = sig_keras.networks.mnist_discriminator(channels=3)
     else:
@@ -200,7 +214,16 @@ def discriminator(args):
     with the study's batch-norm, width and dropout settings."""
     return sig_keras.networks.mnist3_discriminator(
         args.size, batch_norm=args.discriminator_batch_norm, width=args.discriminator_width,
-        dropout=args.discriminator_dropout, strides=args.discriminator_strides)
+        dropout=args.discriminator_dropout, strides=args.discriminator_strides,
+        first_batch_norm=args.discriminator_first_batch_norm,
+        kernel_initializer=_kernel_initializer(args))
+
+
+def _kernel_initializer(args):
+    """`--init-stddev`: N(0, S^2) kernels, or Keras' default."""
+    if args.init_stddev is None:
+        return "glorot_uniform"
+    return keras.initializers.RandomNormal(stddev=args.init_stddev)
 
 
 class LeverGAN(GAN):

@@ -21,6 +21,8 @@ def _example():
     ["--discriminator-batch-norm", "--discriminator-strides", "1,2,2", "--joint-batch"],
     ["--generator-net", "tutorial", "--discriminator-net", "tutorial", "--sig-samples", "16"],
     ["--discriminator-net", "tutorial", "--sig-weight", "0"],
+    ["--discriminator-batch-norm", "--discriminator-first-batch-norm", "--init-stddev", "0.02",
+     "--sig-weight", "0"],
 ])
 def test_run_writes_history_and_grids(tmp_path, flags):
     pytest.importorskip("mlxtend")
@@ -54,6 +56,11 @@ def test_run_writes_history_and_grids(tmp_path, flags):
     (["--generator-net", "big"], "invalid choice: 'big'"),
     (["--discriminator-net", "dcgan"], "invalid choice: 'dcgan'"),
     (["--sig-data", "16", "--joint-batch"], "--joint-batch would show the discriminator"),
+    (["--discriminator-first-batch-norm"],
+     "--discriminator-first-batch-norm needs --discriminator-batch-norm"),
+    (["--init-stddev", "0"], "--init-stddev"),
+    (["--init-stddev", "0.02", "--generator-net", "tutorial"],
+     "--init-stddev sets the Appendix C networks' kernels"),
 ])
 def test_bad_flags(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

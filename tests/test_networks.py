@@ -32,6 +32,51 @@ def test_mnist3_discriminator_width_dropout_and_batch_norm():
     assert len(with_bn.layers) - len(without.layers) == 2  # after the 2nd and 3rd conv
 
 
+def test_mnist3_discriminator_first_batch_norm():
+    d = networks.mnist3_discriminator("M", first_batch_norm=True)
+    kinds = [type(layer).__name__ for layer in d.layers]
+    # Batch norm follows every convolution, the first included.
+    assert kinds[1:4] == ["Conv2D", "SyncBatchNormalization", "LeakyReLU"]
+    assert kinds.count("SyncBatchNormalization") == 3
+    default = networks.mnist3_discriminator("M")
+    assert [type(layer).__name__ for layer in default.layers][1:3] == ["Conv2D", "LeakyReLU"]
+
+
+def _kernels(model):
+    return [np.asarray(layer.kernel) for layer in model.layers if hasattr(layer, "kernel")]
+
+
+def test_mnist3_networks_kernel_initializer():
+    keras.utils.set_random_seed(0)
+    normal = keras.initializers.RandomNormal(stddev=0.02)
+    for model in (networks.mnist3_generator("M", kernel_initializer=normal),
+                  networks.mnist3_discriminator("M", kernel_initializer=normal)):
+        kernels = _kernels(model)
+        assert len(kernels) == (5 if model.name == "generator" else 4)
+        for kernel in kernels:
+            assert abs(kernel.std() - 0.02) < 0.004 and abs(kernel.mean()) < 0.004
+    # The default stays Keras' Glorot uniform: bounded by sqrt(6 / fan sum).
+    first = _kernels(networks.mnist3_discriminator("M"))[0]  # [4, 4, 3, 8]
+    limit = np.sqrt(6.0 / (4 * 4 * 3 + 4 * 4 * 8))
+    assert np.abs(first).max() <= limit and first.std() > 0.5 * limit / np.sqrt(3)
+
+
+def test_a_seeded_kernel_initializer_is_copied_per_layer():
+    # One seeded instance shared by layers would give equal-shaped kernels
+    # the same values; each layer gets its own copy, seeded alike.
+    seeded = keras.initializers.RandomNormal(stddev=0.02, seed=3)
+    d = networks.mnist3_discriminator("M", kernel_initializer=seeded)
+    initializers = [layer.kernel_initializer for layer in d.layers if hasattr(layer, "kernel")]
+    assert len({id(init) for init in initializers}) == len(initializers)
+    assert all(init.seed == 3 for init in initializers)
+
+
+@pytest.mark.parametrize("build", [networks.mnist3_generator, networks.mnist3_discriminator])
+def test_mnist3_networks_reject_an_unknown_kernel_initializer(build):
+    with pytest.raises(ValueError, match="`kernel_initializer` must be a Keras initializer"):
+        build("M", kernel_initializer="gaussian_please")
+
+
 def test_mnist3_discriminator_strides():
     d = networks.mnist3_discriminator("M", strides=(1, 2, 2))
     convs = [layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -77,6 +122,7 @@ def test_a_stride_2_first_layer_misses_a_two_pixel_pattern_in_its_null_space():
     (dict(width=0), "width"),
     (dict(dropout=1.0), "dropout"),
     (dict(dropout=-0.1), "dropout"),
+    (dict(batch_norm=False, first_batch_norm=True), "`first_batch_norm=True` needs"),
 ])
 def test_mnist3_discriminator_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

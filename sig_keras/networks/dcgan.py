@@ -49,36 +49,65 @@ def _bn():
 
 
 def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name, dropout=0.0,
-                        strides=None):
+                        strides=None, first_batch_norm=False,
+                        kernel_initializer=None):
     """Convolutions (stride 2 unless `strides` gives one per convolution) with
-    LeakyReLU(0.2) (batch norm after all but the first when `batch_norm`;
-    dropout after each when `dropout`), flatten, one logit."""
+    LeakyReLU(0.2) (batch norm after all but the first when `batch_norm`, and
+    after the first too when `first_batch_norm`; dropout after each when
+    `dropout`), flatten, one logit. `kernel_initializer`: a function that
+    returns each layer's initializer (`_initializer`); None: Keras' default."""
+    init = kernel_initializer or _initializer("glorot_uniform")
     inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
     h = inputs
     for i, width in enumerate(filters):
         stride = 2 if strides is None else strides[i]
-        h = keras.layers.Conv2D(width, kernel_size, strides=stride, padding="same")(h)
-        if batch_norm and i > 0:
+        h = keras.layers.Conv2D(width, kernel_size, strides=stride, padding="same",
+                                kernel_initializer=init())(h)
+        if batch_norm and (i > 0 or first_batch_norm):
             h = _bn()(h)
         h = keras.layers.LeakyReLU(0.2)(h)
         if dropout:
             h = keras.layers.Dropout(dropout)(h)
     h = keras.layers.Flatten()(h)
-    outputs = keras.layers.Dense(1)(h)
+    outputs = keras.layers.Dense(1, kernel_initializer=init())(h)
     return keras.Model(inputs, outputs, name=name)
 
 
-def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"):
+def _initializer(identifier):
+    """A function that returns a new `keras.initializers.get(identifier)` for
+    each layer (one instance shared by several layers makes Keras warn and,
+    when seeded, gives layers of one shape the same kernel); checks the
+    identifier first, with an error that names the argument."""
+    try:
+        initializer = keras.initializers.get(identifier)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"`kernel_initializer` must be a Keras initializer or its name; "
+                         f"got {identifier!r} ({error}).") from None
+    if initializer is None:
+        raise ValueError("`kernel_initializer` must be a Keras initializer or its name; "
+                         "got None.")
+    config = keras.initializers.serialize(initializer)
+    return lambda: keras.initializers.deserialize(config)
+
+
+def mnist3_generator(size="M", latent_dim=256, batch_norm=True,
+                     kernel_initializer="glorot_uniform", name="generator"):
     """MNIST-3 generator of Appendix C: `[n, latent_dim]` -> `[n, 28, 28, 3]` in [-1, 1].
 
     Args:
         size: "S", "M" or "L". Sets `Kg` (1, 1, 2). Defaults to "M".
         latent_dim: int. Noise width. Defaults to 256.
         batch_norm: bool. Batch norm after each hidden layer. Defaults to True.
+        kernel_initializer: a Keras initializer (or its name) for every
+            kernel. Defaults to Keras' "glorot_uniform";
+            `keras.initializers.RandomNormal(stddev=0.02)` is the DCGAN
+            paper's (see `mnist3_discriminator` for what it changes).
     """
     kg, _ = _size(size)
+    init = _initializer(kernel_initializer)
     inputs = keras.Input((int(latent_dim),), name="noise")
-    h = keras.layers.Dense(4 * 4 * 64, use_bias=not batch_norm)(inputs)
+    h = keras.layers.Dense(4 * 4 * 64, use_bias=not batch_norm,
+                           kernel_initializer=init())(inputs)
     if batch_norm:
         h = _bn()(h)
     h = keras.layers.ReLU()(h)
@@ -89,18 +118,20 @@ def mnist3_generator(size="M", latent_dim=256, batch_norm=True, name="generator"
         (int(8 * kg), 2, "same"),  # 14 -> 28
     ):
         h = keras.layers.Conv2DTranspose(
-            filters, 4, strides=stride, padding=padding, use_bias=not batch_norm
+            filters, 4, strides=stride, padding=padding, use_bias=not batch_norm,
+            kernel_initializer=init(),
         )(h)
         if batch_norm:
             h = _bn()(h)
         h = keras.layers.ReLU()(h)
-    outputs = keras.layers.Conv2DTranspose(3, 4, strides=1, padding="same",
-                                           activation="tanh")(h)
+    outputs = keras.layers.Conv2DTranspose(3, 4, strides=1, padding="same", activation="tanh",
+                                           kernel_initializer=init())(h)
     return keras.Model(inputs, outputs, name=name)
 
 
 def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
-                         strides=(2, 2, 2), name="discriminator"):
+                         strides=(2, 2, 2), first_batch_norm=False,
+                         kernel_initializer="glorot_uniform", name="discriminator"):
     """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
 
     Args:
@@ -117,8 +148,26 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
             stride-2 first layer with few filters responds to a pattern that
             repeats every 2 pixels by one constant per filter, so patterns in
             the null space of its 8 filters pass unseen.
+        first_batch_norm: bool. Batch norm after the first convolution too
+            (needs `batch_norm`). Defaults to False (the DCGAN convention).
+            The discriminator sees the real and the generated batch in
+            separate calls, so each is standardized with its own statistics:
+            a generator whose batch is nearly one image gets its small
+            differences magnified, which is a signal against collapse, but a
+            shift of every pixel by one constant (a grey background) no
+            longer reaches the discriminator.
+        kernel_initializer: a Keras initializer (or its name) for every
+            kernel. Defaults to "glorot_uniform".
+
+    With `first_batch_norm=True` and `N(0, 0.02)` kernels in both networks
+    (the training code that the Unrolled GAN and PacGAN Stacked MNIST
+    experiments share) DCGAN at size M no longer draws one texture for
+    every latent point; either change alone does not do it (docs/gan_si.md).
     """
     _, kd = _size(size)
+    init = _initializer(kernel_initializer)
+    if first_batch_norm and not batch_norm:
+        raise ValueError("`first_batch_norm=True` needs `batch_norm=True`.")
     width = validation.check_float(width, "width", 0.0, 1e3, min_inclusive=False)
     dropout = validation.check_float(dropout, "dropout", 0.0, 1.0, max_inclusive=False)
     strides = tuple(strides) if isinstance(strides, (list, tuple)) else (strides,)
@@ -126,7 +175,8 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
         raise ValueError(f"`strides` must be three strides of 1 or 2; got {strides!r}.")
     filters = tuple(max(1, int(round(f * kd * width))) for f in (8, 16, 32))
     return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout,
-                               strides=strides)
+                               strides=strides, first_batch_norm=bool(first_batch_norm),
+                               kernel_initializer=init)
 
 
 def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
