@@ -156,14 +156,11 @@ def init_weights(args, model):
     `model` (nothing without it), checking their shapes first."""
     if args.init_from is None:
         return
-    source = experiment.load_saved_model(args.init_from)
-    if not isinstance(source, sig_keras.models.GAN):
-        raise ValueError(f"--init-from {args.init_from} is a {type(source).__name__}, not a GAN.")
-    for part in ("generator", "discriminator"):
-        network = getattr(model, part)
-        network.set_weights(experiment.init_from_weights(
-            args.init_from, part, getattr(source, part), network,
-            "mnist_gan.py's tutorial networks have"))
+    weights = experiment.gan_init_weights(args.init_from, model.generator, model.discriminator,
+                                          "mnist_gan.py's tutorial networks have",
+                                          wanted="mnist_gan.py")
+    model.generator.set_weights(weights["generator"])
+    model.discriminator.set_weights(weights["discriminator"])
 
 
 def main(argv=None):

@@ -331,18 +331,10 @@ def init_weights(args):
     checked against the run's model before any training starts."""
     if args.init_from is None:
         return None
-    source = experiment.load_saved_model(args.init_from)
     spec = run_specs(args)[0]
-    if not isinstance(source, GAN) or source.uses_sig != (spec[1] != 0):
-        kind = ("a GAN-SI" if source.uses_sig else "a GAN") if isinstance(source, GAN) else (
-            f"a {type(source).__name__}")
-        raise ValueError(f"--init-from {args.init_from} is {kind}; --models "
-                         f"{args.model_list[0]} needs a {'GAN-SI' if spec[1] else 'GAN'}.")
-    weights = {part: experiment.init_from_weights(args.init_from, part, getattr(source, part),
-                                                  network, f"--size {args.size} builds")
-               for part, network in zip(("generator", "discriminator"), networks(args))}
-    weights["auto_norms"] = keras.ops.convert_to_numpy(source.auto_norms)
-    return weights
+    return experiment.gan_init_weights(
+        args.init_from, *networks(args), f"--size {args.size} builds",
+        uses_sig=spec[1] != 0, wanted=f"--models {args.model_list[0]}")
 
 
 def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, real,

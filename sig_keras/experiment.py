@@ -234,6 +234,32 @@ def init_from_weights(init_from, part, source_network, network, built_by):
     return weights
 
 
+def gan_init_weights(init_from, generator, discriminator, built_by, uses_sig=None,
+                     wanted="this run"):
+    """The start of a GAN run from a saved GAN (`--init-from init_from`: a
+    `.keras` file or a preset): `{"generator": ..., "discriminator": ...,
+    "auto_norms": ...}`, the weights of its two networks, checked against
+    `generator` and `discriminator` (the run's own, built by `built_by`, the
+    flags with their verb), and the automatic SIG weight's gradient-norm
+    averages. `uses_sig`: None takes a GAN or a GAN-SI, True / False only
+    that one; `wanted` names what the run trains, for the error. Raises
+    `ValueError` before any training."""
+    from sig_keras.models import GAN  # the models import this module
+
+    source = load_saved_model(init_from)
+    if not isinstance(source, GAN) or uses_sig not in (None, source.uses_sig):
+        kind = ("a GAN-SI" if source.uses_sig else "a GAN") if isinstance(source, GAN) else (
+            f"a {type(source).__name__}")
+        needed = {None: "a GAN", True: "a GAN-SI", False: "a GAN"}[uses_sig]
+        raise ValueError(f"--init-from {init_from} is {kind}; {wanted} needs {needed}.")
+    weights = {part: init_from_weights(init_from, part, getattr(source, part), network,
+                                       built_by)
+               for part, network in (("generator", generator),
+                                     ("discriminator", discriminator))}
+    weights["auto_norms"] = keras.ops.convert_to_numpy(source.auto_norms)
+    return weights
+
+
 def check_saved_model(parser, name_or_path, flag, missing_hint=""):
     """Validates a flag naming a saved model while parsing (`parser.error`,
     exit code 2): an existing `.keras` file, or a preset that

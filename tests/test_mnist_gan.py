@@ -108,6 +108,15 @@ def test_init_from_other_networks_fails_before_training(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_init_from_a_model_that_is_not_a_gan_fails_before_training(tmp_path):
+    path = tmp_path / "sig.keras"
+    h.tiny_sig().save(path)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"sig.keras is a SIG; mnist_gan.py needs a GAN\."):
+        _example().main(["--steps", "2", "--init-from", str(path), "--output-dir", str(out)])
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--sig-weight", "much"], "--sig-weight"),
     (["--learning-rate", "2"], "--learning-rate"),
