@@ -32,9 +32,13 @@ Appendix C's networks the defaults are those that stopped the collapse in
 docs/gan_si.md: K = 512, `--auto-sig-scale 10` and batch norm in the
 discriminator. With `--size tutorial` they are the paper's setting,
 `--auto-sig-scale 1` and K = the batch. With Appendix C's networks,
-`--no-discriminator-batch-norm`, `--discriminator-width` and
-`--discriminator-dropout` change Appendix C's discriminator
-(`sig_keras.networks.mnist3_discriminator`).
+`--no-discriminator-batch-norm`, `--discriminator-width`,
+`--discriminator-dropout` and `--discriminator-first-batch-norm` change
+Appendix C's discriminator (`sig_keras.networks.mnist3_discriminator`),
+`--init-stddev` both networks' initial kernels, and `--g-lr` / `--d-lr` the
+two Adam learning rates. `--discriminator-first-batch-norm --init-stddev 0.02
+--g-lr 1e-4 --d-lr 2e-4` is the recipe of the Unrolled GAN's Stacked MNIST
+code, with which DCGAN at size M no longer draws one texture (docs/gan_si.md).
 
 `--cooldown-steps N` decays both learning rates linearly to zero over the
 last N steps (`sig_keras.callbacks.LinearCooldown`), and DCGAN-SI's SIG
@@ -115,7 +119,7 @@ def parse_args(argv=None):
     p.add_argument("--size", default="M", choices=["S", "M", "L", "tutorial"],
                    help="Appendix C's network size, or tutorial: the TensorFlow DCGAN "
                    "tutorial's networks with 3 channels (noise width 100; the "
-                   "--discriminator-* flags change Appendix C's discriminator only)")
+                   "--discriminator-* and --init-stddev flags change Appendix C's networks only)")
     experiment.add_seeds_flag(p, default=1)
     experiment.add_steps_flag(p, default=3000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
@@ -143,6 +147,18 @@ def parse_args(argv=None):
                    default=None,
                    help="batch norm after the discriminator's 2nd and 3rd convolutions "
                    "(the DCGAN convention; --no-discriminator-batch-norm turns it off)")
+    p.add_argument("--discriminator-first-batch-norm", action="store_true",
+                   help="batch norm after the discriminator's 1st convolution too; with "
+                   "--init-stddev 0.02, DCGAN at size M stops drawing one texture")
+    p.add_argument("--init-stddev", type=experiment.positive_float("--init-stddev"),
+                   default=None,
+                   help="N(0, S^2) kernels in both Appendix C networks (the DCGAN paper's "
+                   "S = 0.02; default: Keras' Glorot uniform)")
+    p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=LEARNING_RATE,
+                   help=f"the generator's Adam learning rate (beta_1 = 0.5; default "
+                   f"{LEARNING_RATE:g})")
+    p.add_argument("--d-lr", type=experiment.positive_float("--d-lr"), default=LEARNING_RATE,
+                   help=f"the discriminator's Adam learning rate (default {LEARNING_RATE:g})")
     p.add_argument("--discriminator-width", type=experiment.positive_float(
         "--discriminator-width"), default=1.0,
                    help="multiplier on the discriminator's filters (8, 16, 32 at size M)")
@@ -227,12 +243,18 @@ def parse_args(argv=None):
         changed = [flag for flag, value, default in (
             ("--discriminator-batch-norm", args.discriminator_batch_norm, None),
             ("--discriminator-width", args.discriminator_width, 1.0),
-            ("--discriminator-dropout", args.discriminator_dropout, 0.0)) if value != default]
+            ("--discriminator-dropout", args.discriminator_dropout, 0.0),
+            ("--discriminator-first-batch-norm", args.discriminator_first_batch_norm, False),
+            ("--init-stddev", args.init_stddev, None)) if value != default]
         if changed:
-            p.error(f"{', '.join(changed)} change Appendix C's discriminator; --size tutorial "
-                    "uses the tutorial's (mnist_discriminator, dropout 0.3)")
+            p.error(f"{', '.join(changed)} change Appendix C's networks; --size tutorial "
+                    "uses the tutorial's (mnist_generator, mnist_discriminator with dropout "
+                    "0.3)")
     elif args.discriminator_batch_norm is None:
         args.discriminator_batch_norm = True
+    if args.discriminator_first_batch_norm and not args.discriminator_batch_norm:
+        p.error("--discriminator-first-batch-norm needs the discriminator's batch norm; "
+                "drop --no-discriminator-batch-norm")
     if args.cooldown_steps > args.steps:
         p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
                 f"({args.steps})")
@@ -273,10 +295,14 @@ def networks(args):
     if args.size == "tutorial":
         return (sig_keras.networks.mnist_generator(channels=3),
                 sig_keras.networks.mnist_discriminator(channels=3))
-    return (sig_keras.networks.mnist3_generator(args.size),
+    init = ("glorot_uniform" if args.init_stddev is None
+            else keras.initializers.RandomNormal(stddev=args.init_stddev))
+    return (sig_keras.networks.mnist3_generator(args.size, kernel_initializer=init),
             sig_keras.networks.mnist3_discriminator(
                 args.size, batch_norm=args.discriminator_batch_norm,
-                width=args.discriminator_width, dropout=args.discriminator_dropout))
+                width=args.discriminator_width, dropout=args.discriminator_dropout,
+                first_batch_norm=args.discriminator_first_batch_norm,
+                kernel_initializer=init))
 
 
 def _networks_title(args):
@@ -320,8 +346,8 @@ def build_model(args, spec, seed):
     model = GAN(generator, discriminator, sig_weight=weight,
                 conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
                 sig_num_samples=args.sig_samples if weight else None, seed=seed)
-    model.compile(d_optimizer=keras.optimizers.Adam(LEARNING_RATE, beta_1=0.5),
-                  g_optimizer=keras.optimizers.Adam(LEARNING_RATE, beta_1=0.5))
+    model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(args.g_lr, beta_1=0.5))
     return model
 
 
@@ -404,7 +430,9 @@ def save_preset(model, label, args, classifier, wall):
     (`sig_keras.presets.save_trained`)."""
     name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
     directory = os.path.join(args.save_preset, name)
-    training = {"steps": args.steps, "batch_size": args.batch_size, "lr": LEARNING_RATE,
+    training = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.g_lr,
+                "d_lr": args.d_lr, "init_stddev": args.init_stddev,
+                "discriminator_first_batch_norm": args.discriminator_first_batch_norm,
                 "cooldown_steps": args.cooldown_steps, "wall_s": round(wall, 1), "seed": 0,
                 **experiment.init_metadata(args.init_from)}
     if label == "DCGAN-SI":

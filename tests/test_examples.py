@@ -129,9 +129,18 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
      "--classifier: Unknown preset 'digits'"),
     ("stacked_mnist", ["--size", "XL"], "invalid choice: 'XL'"),
     ("stacked_mnist", ["--size", "tutorial", "--discriminator-width", "2"],
-     "--discriminator-width change Appendix C's discriminator; --size tutorial uses"),
+     "--discriminator-width change Appendix C's networks; --size tutorial uses"),
+    ("stacked_mnist", ["--size", "tutorial", "--init-stddev", "0.02"],
+     "--init-stddev change Appendix C's networks; --size tutorial uses"),
+    ("stacked_mnist", ["--size", "tutorial", "--discriminator-first-batch-norm"],
+     "--discriminator-first-batch-norm change Appendix C's networks"),
+    ("stacked_mnist", ["--no-discriminator-batch-norm", "--discriminator-first-batch-norm"],
+     "--discriminator-first-batch-norm needs the discriminator's batch norm"),
+    ("stacked_mnist", ["--g-lr", "0"], "--g-lr must be"),
+    ("stacked_mnist", ["--d-lr", "-1"], "--d-lr must be"),
+    ("stacked_mnist", ["--init-stddev", "nan"], "--init-stddev must be"),
     ("stacked_mnist", ["--size", "tutorial", "--no-discriminator-batch-norm"],
-     "--discriminator-batch-norm change Appendix C's discriminator"),
+     "--discriminator-batch-norm change Appendix C's networks"),
     ("stacked_mnist", ["--models", "dcgan,wgan"], "--models must name dcgan and/or dcgan_si"),
     ("stacked_mnist", ["--source", "npz"], "--source npz needs --npz PATH"),
     ("stacked_mnist", ["--npz", "/nonexistent.npz"], "--npz is read only with --source npz"),
@@ -462,6 +471,28 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
     table = (tmp_path / "merged" / "table2.md").read_text()
     assert "| DCGAN-SI[a=0.5,s=0.2] | 0 |" in table and "| DCGAN-SI[a=2,s=0.2] | 0 |" in table
     assert _is_png(tmp_path / "merged" / "modes_vs_step.png")
+
+
+def test_stacked_mnist_unrolled_gan_recipe_flags(tmp_path, capsys):
+    """--discriminator-first-batch-norm, --init-stddev, --g-lr and --d-lr
+    reach the networks and optimizers of the run."""
+    npz = _digit_npz(tmp_path / "mnist.npz")
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    out = tmp_path / "runs"
+    _example("stacked_mnist").main([
+        "--size", "S", "--steps", "1", "--batch-size", "8", "--samples", "20",
+        "--models", "dcgan", "--discriminator-first-batch-norm", "--init-stddev", "0.02",
+        "--g-lr", "1e-4", "--d-lr", "3e-4", "--eval-samples", "10", "--feature-samples", "10",
+        "--source", "npz", "--npz", str(npz), "--classifier", classifier,
+        "--output-dir", str(out)])
+    model = keras.saving.load_model(out / "DCGAN_S_seed0" / "model.keras")
+    kinds = [type(layer).__name__ for layer in model.discriminator.layers]
+    assert kinds.count("SyncBatchNormalization") == 3
+    assert kinds[1:3] == ["Conv2D", "SyncBatchNormalization"]
+    init = model.generator.layers[1].kernel_initializer
+    assert type(init).__name__ == "RandomNormal" and init.stddev == 0.02
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)  # the generator's
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-4)
 
 
 def test_stacked_mnist_with_the_tutorial_networks(tmp_path, capsys):
