@@ -153,9 +153,9 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
             The discriminator sees the real and the generated batch in
             separate calls, so each is standardized with its own statistics:
             a generator whose batch is nearly one image gets its small
-            differences magnified, which is a signal against collapse, but a
-            shift of every pixel by one constant (a grey background) no
-            longer reaches the discriminator.
+            differences magnified, which is a signal against collapse; a
+            shift of every pixel by one constant is removed by the same
+            standardization, except at the borders (zero padding).
         kernel_initializer: a Keras initializer (or its name) for every
             kernel. Defaults to "glorot_uniform".
 
