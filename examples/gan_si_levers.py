@@ -66,7 +66,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import sig_keras  # noqa: E402
-from sig_keras import datasets  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras.layers import NormalConditional  # noqa: E402
 from sig_keras.losses import minimax_discriminator_loss  # noqa: E402
@@ -110,7 +109,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=experiment.positive_int("--eval-every"), default=1000)
     p.add_argument("--batch-size", type=experiment.positive_int("--batch-size"), default=64)
     p.add_argument("--seed", type=experiment.non_negative_int("--seed"), default=0)
-    datasets.add_mnist_source_flags(p)
+    experiment.add_mnist_source_flags(p)
     p.add_argument("--classifier", default="mnist_digit_classifier",
                    help="digit classifier: a preset name or a .keras file "
                    "(examples/train_mnist_classifier.py)")
@@ -188,7 +187,7 @@ def parse_args(argv=None):
         p.error("--joint-batch would show the discriminator all --sig-data images; "
                 "use one of the two")
     experiment.check_classifier(p, args.classifier)
-    source_error = datasets.mnist_source_flags_error(args)
+    source_error = experiment.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
     return args

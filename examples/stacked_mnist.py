@@ -70,7 +70,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sig_keras  # noqa: E402
-from sig_keras import datasets  # noqa: E402
 from sig_keras import distribute  # noqa: E402
 from sig_keras import experiment  # noqa: E402
 from sig_keras.callbacks import ImageSummary  # noqa: E402
@@ -127,7 +126,7 @@ def parse_args(argv=None):
                    default=26_000,
                    help=f"generated samples for the metrics (>= {SPLITS})")
     p.add_argument("--data-dir", default=None, help="tfds data directory")
-    datasets.add_mnist_source_flags(p)
+    experiment.add_mnist_source_flags(p)
     p.add_argument("--models", default="dcgan,dcgan_si",
                    help="comma-separated: dcgan, dcgan_si")
     p.add_argument("--classifier", default=None,
@@ -225,7 +224,7 @@ def parse_args(argv=None):
     if not models or unknown:
         p.error(f"--models must name dcgan and/or dcgan_si; got {args.models!r}")
     args.model_list = [m for m in ("dcgan", "dcgan_si") if m in models]
-    source_error = datasets.mnist_source_flags_error(args)
+    source_error = experiment.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
     if args.eval_every is None:

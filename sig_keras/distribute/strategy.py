@@ -4,7 +4,6 @@ The package-level docstring (`sig_keras.distribute`) says how every model
 stays equal to one device under these strategies.
 """
 
-import argparse
 import json
 import os
 
@@ -195,33 +194,6 @@ def _all_cpus(devices):
         (tf.DeviceSpec.from_string(d).device_type or "").upper() == "CPU"
         for d in devices
     )
-
-
-def _strategy_name(name):
-    """argparse `type` of `--strategy`: 'multiworker' needs a valid TF_CONFIG."""
-    if name == "multiworker":
-        try:
-            parse_tf_config()
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    return name
-
-
-def add_strategy_flag(parser, default="default"):
-    """Adds `--strategy {default,mirrored,multiworker}` to an argparse parser.
-
-    `--strategy multiworker` without a valid `TF_CONFIG` is a usage error
-    (the message shows a valid one), raised while parsing, before any
-    TensorFlow work. Use with `get_strategy(args.strategy)`, called before any
-    other TensorFlow op (a `MultiWorkerMirroredStrategy` must be created
-    first).
-    """
-    parser.add_argument(
-        "--strategy", type=_strategy_name, choices=STRATEGIES, default=default,
-        help="distribution strategy: one device, all local devices, or "
-        "several machines configured by TF_CONFIG",
-    )
-    return parser
 
 
 def is_multi_worker(strategy=None):
