@@ -208,7 +208,12 @@ def test_builtin_stored_seed_gives_stored_metrics(name):
     assert type(model).__name__ == meta["class_name"]
     stored = meta["metrics"]
     fresh = evaluation.measure(model, meta["data"], stored["num_samples"], stored["seed"])
-    assert fresh == stored["values"]
+    # The values were stored on one CPU; another one's kernels (oneDNN picks
+    # them by instruction set) round differently in the last float digits.
+    # 1e-4 is far below one sample's share, so counts must still match.
+    assert fresh.keys() == stored["values"].keys()
+    for key, value in stored["values"].items():
+        assert fresh[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (name, key)
 
 
 @pytest.mark.parametrize("name", GENERATIVE)
