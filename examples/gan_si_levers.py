@@ -187,9 +187,7 @@ def parse_args(argv=None):
         p.error("--joint-batch would show the discriminator all --sig-data images; "
                 "use one of the two")
     experiment.check_classifier(p, args.classifier)
-    source_error = experiment.mnist_source_flags_error(args)
-    if source_error:
-        p.error(source_error)
+    experiment.check_mnist_source_flags(p, args)
     return args
 
 

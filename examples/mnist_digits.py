@@ -433,9 +433,7 @@ def parse_args(argv=None):
     if unknown or not names:
         p.error(f"unknown model(s) {unknown}; valid: {list(MODELS)}")
     args.model_names = names
-    source_error = experiment.mnist_source_flags_error(args)
-    if source_error:
-        p.error(source_error)
+    experiment.check_mnist_source_flags(p, args)
     experiment.check_classifier(p, args.classifier)
     if args.save_preset and "sig" not in names:
         p.error("--save-preset saves the SIG model: --models must include sig")

@@ -86,9 +86,7 @@ def parse_args(argv=None):
             args.sig_weight = float(args.sig_weight)
         except ValueError:
             p.error(f"--sig-weight must be 'auto' or a number; got {args.sig_weight!r}")
-    source_error = experiment.mnist_source_flags_error(args)
-    if source_error:
-        p.error(source_error)
+    experiment.check_mnist_source_flags(p, args)
     if args.cooldown_steps > args.steps:
         p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
                 f"({args.steps})")

@@ -224,9 +224,7 @@ def parse_args(argv=None):
     if not models or unknown:
         p.error(f"--models must name dcgan and/or dcgan_si; got {args.models!r}")
     args.model_list = [m for m in ("dcgan", "dcgan_si") if m in models]
-    source_error = experiment.mnist_source_flags_error(args)
-    if source_error:
-        p.error(source_error)
+    experiment.check_mnist_source_flags(p, args)
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
     tutorial = args.size == "tutorial"

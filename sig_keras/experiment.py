@@ -3,7 +3,7 @@
 - Flags, one vocabulary for every example: `add_run_flags` adds
   `--strategy` (`add_strategy_flag`), `--backup-dir` and `--deterministic`;
   `add_mnist_source_flags` adds `--source` and `--npz` (the digit source of
-  `sig_keras.datasets.mnist_digits`), checked by `mnist_source_flags_error`;
+  `sig_keras.datasets.mnist_digits`), checked by `check_mnist_source_flags`;
   `add_output_dir_flag`
   adds `--output-dir` (default `outputs/<example>`; `--out` still works, with
   a note); `add_steps_flag` adds `--steps`, the training steps of each run;
@@ -108,15 +108,14 @@ def add_mnist_source_flags(parser):
     parser.add_argument("--npz", default=None, help="Keras-format mnist.npz (--source npz)")
 
 
-def mnist_source_flags_error(args):
-    """The error message for inconsistent `--source` / `--npz` flags, or None."""
+def check_mnist_source_flags(parser, args):
+    """`parser.error` (exit code 2) on inconsistent `--source` / `--npz` flags."""
     if args.source == "npz" and not args.npz:
-        return "--source npz needs --npz PATH"
+        parser.error("--source npz needs --npz PATH")
     if args.npz and args.source != "npz":
-        return "--npz is read only with --source npz"
+        parser.error("--npz is read only with --source npz")
     if args.npz and not os.path.isfile(args.npz):
-        return f"--npz {args.npz} does not exist"
-    return None
+        parser.error(f"--npz {args.npz} does not exist")
 
 
 def add_run_flags(parser, runs="runs", save_freq="epoch", save_freq_note=""):

@@ -37,7 +37,7 @@ def test_add_mnist_source_flags():
     experiment.add_mnist_source_flags(parser)
     args = parser.parse_args([])
     assert (args.source, args.npz) == ("tfds", None)
-    assert experiment.mnist_source_flags_error(args) is None
+    experiment.check_mnist_source_flags(parser, args)  # no error
     with pytest.raises(SystemExit):
         parser.parse_args(["--source", "kaggle"])
 
@@ -48,10 +48,13 @@ def test_add_mnist_source_flags():
     (["--source", "npz", "--npz", "/nonexistent/mnist.npz"],
      "--npz /nonexistent/mnist.npz does not exist"),
 ])
-def test_mnist_source_flags_error(argv, message):
+def test_check_mnist_source_flags_names_the_problem(argv, message, capsys):
     parser = argparse.ArgumentParser()
     experiment.add_mnist_source_flags(parser)
-    assert experiment.mnist_source_flags_error(parser.parse_args(argv)) == message
+    with pytest.raises(SystemExit) as exc:
+        experiment.check_mnist_source_flags(parser, parser.parse_args(argv))
+    assert exc.value.code == 2
+    assert f"error: {message}\n" in capsys.readouterr().err
 
 
 def test_mnist_source_flags_accept_an_existing_npz(tmp_path):
@@ -60,4 +63,4 @@ def test_mnist_source_flags_accept_an_existing_npz(tmp_path):
     parser = argparse.ArgumentParser()
     experiment.add_mnist_source_flags(parser)
     args = parser.parse_args(["--source", "npz", "--npz", str(path)])
-    assert experiment.mnist_source_flags_error(args) is None
+    experiment.check_mnist_source_flags(parser, args)  # no error
