@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=["sig", "gan_si"], default="sig")
+    p.add_argument("--model", choices=["sig", "gan_si", "gan_si_perm"], default="sig")
     p.add_argument("--strategy", default="default")
     p.add_argument("--logical-cpus", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -56,9 +56,17 @@ def build_model(kind, seed, gather_psi=True):
         return model
     from sig_keras.models.gan import GAN
 
+    discriminator = mlp(2, 1, hidden_units=(16,), name="discriminator")
+    if kind == "gan_si_perm":
+        # A seeded augmentation in the discriminator: its SeedGenerator state
+        # is part of the training state too.
+        from sig_keras.layers import RandomChannelPermutation
+
+        discriminator = keras.Sequential(
+            [keras.Input((2,)), RandomChannelPermutation(0.5, seed=seed), discriminator])
     model = GAN(
         mlp_generator(4, 2, hidden_units=(16, 16)),
-        mlp(2, 1, hidden_units=(16,), name="discriminator"),
+        discriminator,
         latent_dim=4, sig_weight="auto", seed=seed,
     )
     model.compile(

@@ -31,7 +31,7 @@ def _checkpoint_position(path):
 
 @pytest.mark.parametrize(
     "model",
-    ["gan_si", pytest.param("sig", marks=pytest.mark.large)],
+    ["gan_si", "gan_si_perm", pytest.param("sig", marks=pytest.mark.large)],
 )
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(model, tmp_path):
     common = ["--model", model, "--epochs", "3", "--batches", "4",
@@ -61,7 +61,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(model, tmp_path):
     ref = np.load(tmp_path / "reference.npz")
     res = np.load(tmp_path / "resumed.npz")
     assert ref.files == res.files
-    assert any(k.startswith("d_optimizer/") for k in ref.files) == (model == "gan_si")
+    assert any(k.startswith("d_optimizer/") for k in ref.files) == model.startswith("gan_si")
+    seed_states = [k for k in ref.files if k.endswith("seed_generator_state")]
+    assert len(seed_states) == (2 if model == "gan_si_perm" else 1), seed_states
     for key in ref.files:
         np.testing.assert_array_equal(ref[key], res[key], err_msg=key)
 

@@ -1,5 +1,7 @@
-"""Explicit conditionals `p(x | psi)`: Keras 3 layers over TFP distributions."""
+"""Explicit conditionals `p(x | psi)` (Keras 3 layers over TFP distributions),
+synchronized batch norm and a discriminator augmentation."""
 
+from sig_keras.layers.augmentation import RandomChannelPermutation
 from sig_keras.layers.conditionals import BernoulliConditional
 from sig_keras.layers.conditionals import Conditional
 from sig_keras.layers.conditionals import NegativeBinomialConditional

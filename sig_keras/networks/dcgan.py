@@ -29,6 +29,7 @@ global batch under a distribution strategy. The toy MLPs are in
 
 import keras
 
+from sig_keras.layers.augmentation import RandomChannelPermutation
 from sig_keras.layers.normalization import SyncBatchNormalization
 from sig_keras.utils import validation
 
@@ -50,15 +51,16 @@ def _bn():
 
 def _conv_discriminator(image_shape, filters, kernel_size, batch_norm, name, dropout=0.0,
                         strides=None, first_batch_norm=False,
-                        kernel_initializer=None):
+                        kernel_initializer=None, augmentation=None):
     """Convolutions (stride 2 unless `strides` gives one per convolution) with
     LeakyReLU(0.2) (batch norm after all but the first when `batch_norm`, and
     after the first too when `first_batch_norm`; dropout after each when
     `dropout`), flatten, one logit. `kernel_initializer`: a function that
-    returns each layer's initializer (`_initializer`); None: Keras' default."""
+    returns each layer's initializer (`_initializer`); None: Keras' default.
+    `augmentation`: a layer applied to the images first, or None."""
     init = kernel_initializer or _initializer("glorot_uniform")
     inputs = keras.Input(tuple(int(d) for d in image_shape), name="images")
-    h = inputs
+    h = inputs if augmentation is None else augmentation(inputs)
     for i, width in enumerate(filters):
         stride = 2 if strides is None else strides[i]
         h = keras.layers.Conv2D(width, kernel_size, strides=stride, padding="same",
@@ -131,7 +133,8 @@ def mnist3_generator(size="M", latent_dim=256, batch_norm=True,
 
 def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
                          strides=(2, 2, 2), first_batch_norm=False,
-                         kernel_initializer="glorot_uniform", name="discriminator"):
+                         kernel_initializer="glorot_uniform", channel_permutation=0.0,
+                         seed=None, name="discriminator"):
     """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
 
     Args:
@@ -158,6 +161,14 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
             standardization, except at the borders (zero padding).
         kernel_initializer: a Keras initializer (or its name) for every
             kernel. Defaults to "glorot_uniform".
+        channel_permutation: float in [0, 1]. With a positive rate, the
+            images first pass through
+            `sig_keras.layers.RandomChannelPermutation(rate, seed)`: in
+            training, that share of the images (real and generated) gets a
+            random permutation of its three channels. Stacked MNIST's
+            distribution does not change under it, and it stops the
+            discriminator from ignoring one channel. Defaults to 0 (none).
+        seed: int or None. Seed of the channel permutation.
 
     With `first_batch_norm=True` and `N(0, 0.02)` kernels in both networks
     (the training code that the Unrolled GAN and PacGAN Stacked MNIST
@@ -174,9 +185,11 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
     if len(strides) != 3 or any(isinstance(s, bool) or s not in (1, 2) for s in strides):
         raise ValueError(f"`strides` must be three strides of 1 or 2; got {strides!r}.")
     filters = tuple(max(1, int(round(f * kd * width))) for f in (8, 16, 32))
+    rate = validation.check_float(channel_permutation, "channel_permutation", 0.0, 1.0)
+    augmentation = RandomChannelPermutation(rate, seed=seed) if rate else None
     return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout,
                                strides=strides, first_batch_norm=bool(first_batch_norm),
-                               kernel_initializer=init)
+                               kernel_initializer=init, augmentation=augmentation)
 
 
 def dcgan_generator(latent_dim=128, base_filters=64, image_shape=(32, 32, 3),
