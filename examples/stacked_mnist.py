@@ -33,7 +33,8 @@ docs/gan_si.md: K = 512, `--auto-sig-scale 10` and batch norm in the
 discriminator. With `--size tutorial` they are the paper's setting,
 `--auto-sig-scale 1` and K = the batch. With Appendix C's networks,
 `--no-discriminator-batch-norm`, `--discriminator-width`,
-`--discriminator-dropout` and `--discriminator-first-batch-norm` change
+`--discriminator-dropout`, `--discriminator-first-batch-norm` and
+`--discriminator-channel-permutation` change
 Appendix C's discriminator (`sig_keras.networks.mnist3_discriminator`),
 `--init-stddev` both networks' initial kernels, and `--g-lr` / `--d-lr` the
 two Adam learning rates. `--discriminator-first-batch-norm --init-stddev 0.02
@@ -44,7 +45,8 @@ code, with which DCGAN at size M no longer draws one texture (docs/gan_si.md).
 last N steps (`sig_keras.callbacks.LinearCooldown`), and DCGAN-SI's SIG
 weight with them unless `--no-cooldown-sig-weight`. `--sig-weight-decay-steps
 N` lets DCGAN-SI's SIG weight fall linearly to zero over the first N steps
-(`sig_keras.callbacks.SigWeightSchedule`). `--init-from MODEL`
+(`sig_keras.callbacks.SigWeightSchedule`), or to `--sig-weight-floor F`
+times its full value, where it then stays. `--init-from MODEL`
 starts one run (one model, one seed) from a saved GAN with the same
 networks: a run's `model.keras` or a preset. It copies the generator, the
 discriminator and the automatic weight's averages; the optimizers start
@@ -164,6 +166,11 @@ def parse_args(argv=None):
     p.add_argument("--discriminator-dropout", type=experiment.float_flag(
         "--discriminator-dropout", 0.0, 1.0, max_inclusive=False), default=0.0,
                    help="dropout rate after each discriminator convolution")
+    p.add_argument("--discriminator-channel-permutation", type=experiment.float_flag(
+        "--discriminator-channel-permutation", 0.0, 1.0), default=0.0, metavar="RATE",
+                   help="in training, permute the channels of this share of the images the "
+                   "discriminator sees, real and generated "
+                   "(sig_keras.layers.RandomChannelPermutation; default 0: none)")
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
@@ -194,6 +201,10 @@ def parse_args(argv=None):
                    help="DCGAN-SI's SIG weight falls linearly from its full value to 0 over "
                    "the first N steps, then stays 0 (sig_keras.callbacks.SigWeightSchedule; "
                    "0: a constant weight)")
+    p.add_argument("--sig-weight-floor", type=experiment.float_flag(
+        "--sig-weight-floor", 0.0, 1.0), default=0.0,
+                   help="with --sig-weight-decay-steps, the fraction of the full SIG weight "
+                   "where the fall ends and stays (default 0: no SIG term after the fall)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start the run from a saved GAN with the same networks (a run's "
                    "model.keras or a preset): its generator, discriminator and automatic "
@@ -242,6 +253,8 @@ def parse_args(argv=None):
             ("--discriminator-width", args.discriminator_width, 1.0),
             ("--discriminator-dropout", args.discriminator_dropout, 0.0),
             ("--discriminator-first-batch-norm", args.discriminator_first_batch_norm, False),
+            ("--discriminator-channel-permutation", args.discriminator_channel_permutation,
+             0.0),
             ("--init-stddev", args.init_stddev, None)) if value != default]
         if changed:
             p.error(f"{', '.join(changed)} change Appendix C's networks; --size tutorial "
@@ -258,6 +271,9 @@ def parse_args(argv=None):
     if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
         p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
                 "--models")
+    if args.sig_weight_floor and not args.sig_weight_decay_steps:
+        p.error("--sig-weight-floor is where --sig-weight-decay-steps ends: give "
+                "--sig-weight-decay-steps too")
     if args.init_from is not None and (len(args.model_list) != 1 or len(args.seeds) != 1
                                        or len(args.auto_sig_scale) * len(args.sig_scale) > 1):
         p.error("--init-from starts one run from saved weights: give one model in --models, "
@@ -287,8 +303,9 @@ def run_specs(args):
     return specs
 
 
-def networks(args):
-    """`(generator, discriminator)` of `--size`."""
+def networks(args, seed=None):
+    """`(generator, discriminator)` of `--size`; `seed` seeds the
+    discriminator's channel permutation."""
     if args.size == "tutorial":
         return (sig_keras.networks.mnist_generator(channels=3),
                 sig_keras.networks.mnist_discriminator(channels=3))
@@ -299,7 +316,8 @@ def networks(args):
                 args.size, batch_norm=args.discriminator_batch_norm,
                 width=args.discriminator_width, dropout=args.discriminator_dropout,
                 first_batch_norm=args.discriminator_first_batch_norm,
-                kernel_initializer=init))
+                kernel_initializer=init,
+                channel_permutation=args.discriminator_channel_permutation, seed=seed))
 
 
 def _networks_title(args):
@@ -339,7 +357,7 @@ def sample_diversity(model, real_pixels):
 def build_model(args, spec, seed):
     """The compiled GAN of one run (`spec` from `run_specs`)."""
     _, weight, auto_scale, sigma = spec
-    generator, discriminator = networks(args)
+    generator, discriminator = networks(args, seed)
     model = GAN(generator, discriminator, sig_weight=weight,
                 conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
                 sig_num_samples=args.sig_samples if weight else None, seed=seed)
@@ -392,7 +410,7 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
                                         sig_weight=args.cooldown_sig_weight and model.uses_sig))
     if args.sig_weight_decay_steps and model.uses_sig:
         callbacks.append(SigWeightSchedule(keras.optimizers.schedules.PolynomialDecay(
-            1.0, args.sig_weight_decay_steps, end_learning_rate=0.0)))
+            1.0, args.sig_weight_decay_steps, end_learning_rate=args.sig_weight_floor)))
     # === Train ===
     run.fit(model, data, save_freq=BACKUP_EVERY, epochs=1, steps_per_epoch=args.steps,
             verbose=2, callbacks=callbacks)
@@ -430,13 +448,15 @@ def save_preset(model, label, args, classifier, wall):
     training = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.g_lr,
                 "d_lr": args.d_lr, "init_stddev": args.init_stddev,
                 "discriminator_first_batch_norm": args.discriminator_first_batch_norm,
+                "discriminator_channel_permutation": args.discriminator_channel_permutation,
                 "cooldown_steps": args.cooldown_steps, "wall_s": round(wall, 1), "seed": 0,
                 **experiment.init_metadata(args.init_from)}
     if label == "DCGAN-SI":
         training.update(sig_weight=args.sig_weight, auto_sig_scale=args.auto_sig_scale[0],
                         sig_scale=args.sig_scale[0], sig_samples=args.sig_samples,
                         cooldown_sig_weight=args.cooldown_sig_weight,
-                        sig_weight_decay_steps=args.sig_weight_decay_steps)
+                        sig_weight_decay_steps=args.sig_weight_decay_steps,
+                        sig_weight_floor=args.sig_weight_floor)
     sig_keras.presets.save_trained(
         model, directory, data={"images": "stacked_mnist", "source": args.source},
         command=sig_keras.presets.command_line("examples/stacked_mnist.py", args.argv),

@@ -158,6 +158,9 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("stacked_mnist", ["--sig-weight-decay-steps", "-1"], "--sig-weight-decay-steps must be >= 0"),
     ("stacked_mnist", ["--models", "dcgan", "--sig-weight-decay-steps", "10"],
      "--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to --models"),
+    ("stacked_mnist", ["--sig-weight-floor", "1.5"], "--sig-weight-floor must be"),
+    ("stacked_mnist", ["--sig-weight-floor", "0.1"],
+     "--sig-weight-floor is where --sig-weight-decay-steps ends"),
     ("stacked_mnist", ["--seeds", "0,", "--init-from", "dcgan_si_stacked_mnist_m"],
      "--init-from starts one run from saved weights: give one model in --models"),
     ("stacked_mnist", ["--models", "dcgan_si", "--seeds", "2", "--init-from",
@@ -532,7 +535,7 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
     assert start["auto_norms"][0] > 0  # the automatic weight's averages go on
     rows = example.main(common + ["--models", "dcgan_si", "--init-from", source,
                                   "--cooldown-steps", "2", "--sig-weight-decay-steps", "2",
-                                  "--save-preset",
+                                  "--sig-weight-floor", "0.5", "--save-preset",
                                   str(tmp_path / "presets"),
                                   "--output-dir", str(tmp_path / "second")])
     assert [label for label, _, _ in rows] == ["DCGAN-SI"]
@@ -540,6 +543,7 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
     assert meta["training"]["init_from"] == source
     assert meta["training"]["cooldown_steps"] == 2 and meta["training"]["cooldown_sig_weight"]
     assert meta["training"]["sig_weight_decay_steps"] == 2
+    assert meta["training"]["sig_weight_floor"] == 0.5
     # A DCGAN source for a DCGAN-SI run, and size S weights for size M
     # networks: refused before training, nothing written.
     dcgan = str(tmp_path / "first" / "DCGAN_S_seed0" / "model.keras")
