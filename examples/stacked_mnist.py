@@ -171,6 +171,9 @@ def parse_args(argv=None):
                    help="in training, permute the channels of this share of the images the "
                    "discriminator sees, real and generated "
                    "(sig_keras.layers.RandomChannelPermutation; default 0: none)")
+    p.add_argument("--channel-permutation-batchwise", action="store_true",
+                   help="with --discriminator-channel-permutation, one permutation per "
+                   "batch instead of one per image")
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
@@ -271,6 +274,8 @@ def parse_args(argv=None):
     if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
         p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
                 "--models")
+    if args.channel_permutation_batchwise and not args.discriminator_channel_permutation:
+        p.error("--channel-permutation-batchwise needs --discriminator-channel-permutation")
     if args.sig_weight_floor and not args.sig_weight_decay_steps:
         p.error("--sig-weight-floor is where --sig-weight-decay-steps ends: give "
                 "--sig-weight-decay-steps too")
@@ -317,7 +322,8 @@ def networks(args, seed=None):
                 width=args.discriminator_width, dropout=args.discriminator_dropout,
                 first_batch_norm=args.discriminator_first_batch_norm,
                 kernel_initializer=init,
-                channel_permutation=args.discriminator_channel_permutation, seed=seed))
+                channel_permutation=args.discriminator_channel_permutation,
+                channel_permutation_batchwise=args.channel_permutation_batchwise, seed=seed))
 
 
 def _networks_title(args):
@@ -449,6 +455,7 @@ def save_preset(model, label, args, classifier, wall):
                 "d_lr": args.d_lr, "init_stddev": args.init_stddev,
                 "discriminator_first_batch_norm": args.discriminator_first_batch_norm,
                 "discriminator_channel_permutation": args.discriminator_channel_permutation,
+                "channel_permutation_batchwise": args.channel_permutation_batchwise,
                 "cooldown_steps": args.cooldown_steps, "wall_s": round(wall, 1), "seed": 0,
                 **experiment.init_metadata(args.init_from)}
     if label == "DCGAN-SI":

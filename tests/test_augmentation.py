@@ -40,6 +40,28 @@ def test_every_image_gets_a_uniform_permutation_of_its_channels(mode):
     assert counts.min() > 60 and counts.max() < 140
 
 
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_batchwise_gives_the_whole_batch_one_permutation(mode):
+    x = _images(32)
+    layer = RandomChannelPermutation(rate=1.0, batchwise=True, seed=0)
+    call = lambda v: layer(v, training=True)  # noqa: E731
+    if mode == "jit":
+        call = tf.function(call, jit_compile=True)
+    seen = set()
+    for _ in range(40):
+        perms = set(_which_permutation(x, np.asarray(call(x))))
+        assert len(perms) == 1 and None not in perms
+        seen |= perms
+    assert len(seen) == 6  # every permutation turns up over the calls
+
+
+def test_batchwise_rate_is_the_share_of_batches_permuted():
+    x = _images(4)
+    layer = RandomChannelPermutation(rate=0.5, batchwise=True, seed=2)
+    unchanged = np.mean([np.array_equal(layer(x, training=True), x) for _ in range(600)])
+    assert abs(unchanged - (0.5 + 0.5 / 6)) < 0.07
+
+
 def test_rate_is_the_share_of_images_permuted():
     x = _images(3000)
     y = np.asarray(RandomChannelPermutation(rate=0.3, seed=1)(x, training=True))
@@ -64,10 +86,11 @@ def test_a_seed_repeats_the_draws_and_successive_calls_differ():
 
 
 def test_config_round_trip():
-    layer = RandomChannelPermutation(rate=0.25, seed=7, name="perm")
+    layer = RandomChannelPermutation(rate=0.25, batchwise=True, seed=7, name="perm")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(restored, RandomChannelPermutation)
-    assert (restored.rate, restored.seed, restored.name) == (0.25, 7, "perm")
+    assert (restored.rate, restored.batchwise, restored.seed, restored.name) == (
+        0.25, True, 7, "perm")
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
@@ -76,10 +99,19 @@ def test_bad_rate(rate):
         RandomChannelPermutation(rate=rate)
 
 
+def test_batchwise_must_be_a_bool():
+    with pytest.raises(ValueError, match="batchwise"):
+        RandomChannelPermutation(batchwise=1)
+
+
 def test_mnist3_discriminator_channel_permutation():
     d = networks.mnist3_discriminator("M", channel_permutation=0.5, seed=0)
     perms = [layer for layer in d.layers if isinstance(layer, RandomChannelPermutation)]
     assert len(perms) == 1 and perms[0].rate == 0.5 and perms[0].seed == 0
+    assert not perms[0].batchwise
+    batchwise = networks.mnist3_discriminator("M", channel_permutation=1.0,
+                                              channel_permutation_batchwise=True)
+    assert batchwise.layers[1].batchwise and batchwise.layers[1].rate == 1.0
     assert isinstance(d.layers[1], RandomChannelPermutation)  # first, before any conv
     assert not any(isinstance(layer, RandomChannelPermutation)
                    for layer in networks.mnist3_discriminator("M").layers)

@@ -136,6 +136,8 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
      "--discriminator-channel-permutation change Appendix C's networks"),
     ("stacked_mnist", ["--discriminator-channel-permutation", "1.5"],
      "--discriminator-channel-permutation must be"),
+    ("stacked_mnist", ["--channel-permutation-batchwise"],
+     "--channel-permutation-batchwise needs --discriminator-channel-permutation"),
     ("stacked_mnist", ["--size", "tutorial", "--discriminator-first-batch-norm"],
      "--discriminator-first-batch-norm change Appendix C's networks"),
     ("stacked_mnist", ["--no-discriminator-batch-norm", "--discriminator-first-batch-norm"],

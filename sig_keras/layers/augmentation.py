@@ -8,11 +8,14 @@ from sig_keras.utils import validation
 
 @keras.saving.register_keras_serializable(package="sig_keras")
 class RandomChannelPermutation(keras.layers.Layer):
-    """Permutes the channels of each image by its own random permutation.
+    """Permutes the channels of images by a random permutation, in training.
 
     In training (`training=True`) each image of the batch is, with
     probability `rate`, given a uniformly random permutation of its
-    channels; the others pass unchanged. In inference it is the identity.
+    channels; the others pass unchanged. With `batchwise=True` one draw
+    serves the whole batch: all its images get the same permutation (or
+    none), so the batch keeps its statistics up to the order of the
+    channels. In inference it is the identity.
 
     Use it only for data whose distribution does not change when the
     channels are permuted, such as Stacked MNIST, where each channel holds an
@@ -27,9 +30,18 @@ class RandomChannelPermutation(keras.layers.Layer):
     one with the digits of each image sorted by channel; with `rate = 1` it
     could.
 
+    A discriminator with batch norm that sees the generated batch alone
+    (the DCGAN convention) tells a batch of near-copies from a varied one by
+    its statistics, a signal against collapse; permuting each image on its
+    own makes copies of one image look varied to it, and with Appendix C's
+    networks the generator then collapsed (docs/gan_si.md). `batchwise=True`
+    keeps that signal.
+
     Args:
         rate: float in [0, 1]. Probability that an image is permuted.
             Defaults to 0.5.
+        batchwise: bool. One permutation for the whole batch instead of
+            one per image. Defaults to False.
         seed: int or None. Seed of the layer's `SeedGenerator`.
 
     Example:
@@ -37,9 +49,12 @@ class RandomChannelPermutation(keras.layers.Layer):
     ...                       sig_keras.networks.mnist3_discriminator("M")])
     """
 
-    def __init__(self, rate=0.5, seed=None, **kwargs):
+    def __init__(self, rate=0.5, batchwise=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = validation.check_float(rate, "rate", 0.0, 1.0)
+        if not isinstance(batchwise, bool):
+            raise ValueError(f"`batchwise` must be True or False; got {batchwise!r}.")
+        self.batchwise = batchwise
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -48,12 +63,15 @@ class RandomChannelPermutation(keras.layers.Layer):
             return inputs
         channels = inputs.shape[-1]
         batch = tf.shape(inputs)[0]
-        # argsort of i.i.d. uniforms: a uniformly random permutation per image.
-        keys = keras.random.uniform((batch, channels), seed=self.seed_generator)
+        draws = 1 if self.batchwise else batch
+        # argsort of i.i.d. uniforms: a uniformly random permutation per draw.
+        keys = keras.random.uniform((draws, channels), seed=self.seed_generator)
         perm = tf.argsort(keys, axis=-1, stable=True)
         if self.rate < 1.0:
-            draw = keras.random.uniform((batch, 1), seed=self.seed_generator)
+            draw = keras.random.uniform((draws, 1), seed=self.seed_generator)
             perm = tf.where(draw < self.rate, perm, tf.range(channels)[None, :])
+        if self.batchwise:
+            return tf.gather(inputs, perm[0], axis=-1)
         return tf.gather(inputs, perm, axis=-1, batch_dims=1)
 
     def compute_output_shape(self, input_shape):
@@ -61,5 +79,5 @@ class RandomChannelPermutation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"rate": self.rate, "seed": self.seed})
+        config.update({"rate": self.rate, "batchwise": self.batchwise, "seed": self.seed})
         return config

@@ -134,7 +134,8 @@ def mnist3_generator(size="M", latent_dim=256, batch_norm=True,
 def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
                          strides=(2, 2, 2), first_batch_norm=False,
                          kernel_initializer="glorot_uniform", channel_permutation=0.0,
-                         seed=None, name="discriminator"):
+                         channel_permutation_batchwise=False, seed=None,
+                         name="discriminator"):
     """MNIST-3 discriminator of Appendix C: `[n, 28, 28, 3]` -> `[n, 1]` logits.
 
     Args:
@@ -166,8 +167,13 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
             `sig_keras.layers.RandomChannelPermutation(rate, seed)`: in
             training, that share of the images (real and generated) gets a
             random permutation of its three channels. Stacked MNIST's
-            distribution does not change under it, and it stops the
-            discriminator from ignoring one channel. Defaults to 0 (none).
+            distribution does not change under it, and the discriminator
+            can no longer read one channel and ignore another.
+            Defaults to 0 (none).
+        channel_permutation_batchwise: bool. One permutation per batch
+            instead of one per image (`RandomChannelPermutation(batchwise=)`),
+            which keeps the batch statistics that `first_batch_norm` uses
+            against collapse. Defaults to False.
         seed: int or None. Seed of the channel permutation.
 
     With `first_batch_norm=True` and `N(0, 0.02)` kernels in both networks
@@ -186,7 +192,8 @@ def mnist3_discriminator(size="M", batch_norm=True, width=1.0, dropout=0.0,
         raise ValueError(f"`strides` must be three strides of 1 or 2; got {strides!r}.")
     filters = tuple(max(1, int(round(f * kd * width))) for f in (8, 16, 32))
     rate = validation.check_float(channel_permutation, "channel_permutation", 0.0, 1.0)
-    augmentation = RandomChannelPermutation(rate, seed=seed) if rate else None
+    augmentation = (RandomChannelPermutation(rate, batchwise=channel_permutation_batchwise,
+                                             seed=seed) if rate else None)
     return _conv_discriminator((28, 28, 3), filters, 4, batch_norm, name, dropout,
                                strides=strides, first_batch_norm=bool(first_batch_norm),
                                kernel_initializer=init, augmentation=augmentation)
