@@ -483,21 +483,24 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
 
 
 def test_stacked_mnist_unrolled_gan_recipe_flags(tmp_path, capsys):
-    """--discriminator-first-batch-norm, --init-stddev, --g-lr and --d-lr
-    reach the networks and optimizers of the run."""
+    """--discriminator-first-batch-norm, --init-stddev, --g-lr, --d-lr and the
+    channel permutation reach the networks and optimizers of the run."""
     npz = _digit_npz(tmp_path / "mnist.npz")
     classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
     out = tmp_path / "runs"
     _example("stacked_mnist").main([
         "--size", "S", "--steps", "1", "--batch-size", "8", "--samples", "20",
         "--models", "dcgan", "--discriminator-first-batch-norm", "--init-stddev", "0.02",
+        "--discriminator-channel-permutation", "0.5", "--channel-permutation-batchwise",
         "--g-lr", "1e-4", "--d-lr", "3e-4", "--eval-samples", "10", "--feature-samples", "10",
         "--source", "npz", "--npz", str(npz), "--classifier", classifier,
         "--output-dir", str(out)])
     model = keras.saving.load_model(out / "DCGAN_S_seed0" / "model.keras")
     kinds = [type(layer).__name__ for layer in model.discriminator.layers]
     assert kinds.count("SyncBatchNormalization") == 3
-    assert kinds[1:3] == ["Conv2D", "SyncBatchNormalization"]
+    assert kinds[1:4] == ["RandomChannelPermutation", "Conv2D", "SyncBatchNormalization"]
+    permutation = model.discriminator.layers[1]
+    assert (permutation.rate, permutation.batchwise, permutation.seed) == (0.5, True, 0)
     init = model.generator.layers[1].kernel_initializer
     assert type(init).__name__ == "RandomNormal" and init.stddev == 0.02
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)  # the generator's
