@@ -981,3 +981,65 @@ def test_run_fit_stops_on_non_finite_loss(tmp_path):
     plain = experiment.Backup(None).run("toy", label="toy seed 1")
     with pytest.raises(SystemExit, match="^toy seed 1: Non-finite training value"):
         plain.fit(model, x, y=y, batch_size=4, epochs=1, verbose=0)
+
+
+# === Per-channel check of a trained Stacked MNIST GAN ===
+
+
+def test_stacked_mnist_channels_on_a_trained_run(tmp_path, capsys):
+    npz = _digit_npz(tmp_path / "mnist.npz")
+    classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
+    _example("stacked_mnist").main([
+        "--size", "S", "--steps", "1", "--batch-size", "8", "--samples", "20",
+        "--models", "dcgan", "--eval-samples", "10", "--feature-samples", "10",
+        "--source", "npz", "--npz", str(npz), "--classifier", classifier,
+        "--output-dir", str(tmp_path / "runs")])
+    model = str(tmp_path / "runs" / "DCGAN_S_seed0" / "model.keras")
+    out = tmp_path / "channels.md"
+    rows = _example("stacked_mnist_channels").main([
+        model, "--source", "npz", "--npz", str(npz), "--classifier", classifier,
+        "--samples", "16", "--output", str(out)])
+    [(name, values)] = rows
+    assert name == model and len(values) == 7
+    assert all(0 <= v <= 1 for v in values[:4]) and values[3] <= min(values[:3])
+    assert all(np.isfinite(values[4:]))
+    table = out.read_text()
+    assert table.startswith("| model | confident R |") and f"| {model} |" in table
+    assert table.strip() in capsys.readouterr().out
+
+
+def test_stacked_mnist_channels_discriminator_gain_reads_the_channel():
+    """A discriminator that reads only the green channel gains only there."""
+    module = _example("stacked_mnist_channels")
+    inputs = keras.Input((28, 28, 3))
+    green = keras.layers.Lambda(lambda x: keras.ops.mean(x[..., 1:2], axis=(1, 2)))(inputs)
+    discriminator = keras.Model(inputs, green)
+    generated = -np.ones((4, 28, 28, 3), np.float32)
+    real = np.ones((4, 28, 28, 3), np.float32)
+    gains = module.discriminator_gains(discriminator, generated, real)
+    np.testing.assert_allclose(gains, [0.0, 2.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["/nonexistent.keras"], "MODEL /nonexistent.keras does not exist"),
+    (["no_such_preset"], "MODEL: Unknown preset 'no_such_preset'"),
+    (["dcgan_stacked_mnist_m", "--samples", "0"], "--samples must be >= 1"),
+    (["dcgan_stacked_mnist_m", "--source", "npz"], "--source npz needs --npz PATH"),
+    (["dcgan_stacked_mnist_m", "--classifier", "/nonexistent.keras"],
+     "--classifier /nonexistent.keras does not exist"),
+    (["dcgan_stacked_mnist_m", "--output", "."], "--output . is a directory"),
+])
+def test_stacked_mnist_channels_bad_flags(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _example("stacked_mnist_channels").main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_stacked_mnist_channels_refuses_a_model_without_a_discriminator(tmp_path):
+    module = _example("stacked_mnist_channels")
+
+    class NoDiscriminator:
+        discriminator = None
+
+    with pytest.raises(ValueError, match="has no discriminator: give a trained GAN"):
+        module.check(NoDiscriminator(), None, None, None)
