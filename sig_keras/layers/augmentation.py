@@ -23,7 +23,7 @@ class RandomChannelPermutation(keras.layers.Layer):
     discriminator every channel's content at every channel position, so the
     discriminator cannot look at one channel and ignore another: with
     Appendix C's 8-filter first layer, a discriminator that barely reads one
-    channel lets the generator draw blobs there (docs/gan_si.md). Real images
+    channel lets the generator draw poor digits there (docs/gan_si.md). Real images
     stay samples of the data. With `rate < 1` the augmentation is invertible
     (the identity keeps weight `1 - rate`), so the generator cannot match
     the augmented data with a distribution other than the data's, such as
@@ -32,10 +32,16 @@ class RandomChannelPermutation(keras.layers.Layer):
 
     A discriminator with batch norm that sees the generated batch alone
     (the DCGAN convention) tells a batch of near-copies from a varied one by
-    its statistics, a signal against collapse; permuting each image on its
-    own makes copies of one image look varied to it, and with Appendix C's
-    networks the generator then collapsed (docs/gan_si.md). `batchwise=True`
-    keeps that signal.
+    its statistics, a signal against collapse. Permuting each image on its
+    own makes copies of one image look varied to it: on Stacked MNIST with
+    Appendix C's networks the generator then collapsed. `batchwise=True`
+    keeps the batch statistics; there it trained without collapse, read
+    every channel, and traded triples for confident ones (docs/gan_si.md).
+
+    Under a distribution strategy every replica draws from the same seed
+    state for its own slice of the batch, so a step differs from the
+    one-device step on the global batch (the same permutation for image i
+    of each replica's slice, where one device draws one per image).
 
     Args:
         rate: float in [0, 1]. Probability that an image is permuted.
