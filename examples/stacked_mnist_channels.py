@@ -5,8 +5,8 @@ Description: for each trained GAN (a run's `model.keras` or a preset), on
 `--samples` generated and as many real Stacked MNIST images:
 
 - `confident R/G/B`: the share of generated images whose digit in that
-  channel the classifier labels with probability above 0.7 (the
-  high-quality threshold of `StackedMNISTModes`), and `all three`: the
+  channel the classifier labels with probability above the high-quality
+  threshold of `StackedMNISTModes` (0.7), and `all three`: the
   high-quality share itself;
 - `D gain R/G/B`: how much the discriminator's mean logit (inference mode)
   rises when that channel of every generated image is replaced by the same
@@ -28,8 +28,9 @@ import numpy as np
 
 import sig_keras
 from sig_keras import experiment
+from sig_keras.metrics import StackedMNISTModes
 
-THRESHOLD = 0.7  # StackedMNISTModes' high-quality threshold
+BATCH = 500  # images per classifier call
 
 
 def parse_args(argv=None):
@@ -54,11 +55,12 @@ def parse_args(argv=None):
     return args
 
 
-def channel_confidence(classifier, images):
-    """`[n, 3]`: the classifier's top probability for each channel's digit."""
-    return np.stack([
-        classifier.predict(images[..., c:c + 1], verbose=0, batch_size=500).max(axis=1)
-        for c in range(images.shape[-1])], axis=1)
+def channel_confidence(modes, images):
+    """`[n, 3]`: the top digit probability of each channel, from
+    `StackedMNISTModes.channel_probabilities` (`BATCH` images per call)."""
+    return np.concatenate([
+        np.max(modes.channel_probabilities(images[i:i + BATCH]), axis=-1)
+        for i in range(0, len(images), BATCH)])
 
 
 def discriminator_gains(discriminator, generated, real):
@@ -73,7 +75,7 @@ def discriminator_gains(discriminator, generated, real):
     return gains
 
 
-def check(model, classifier, real, args):
+def check(model, modes, real, args):
     """One table row's numbers for `model`."""
     if getattr(model, "discriminator", None) is None:
         raise ValueError(f"{type(model).__name__} has no discriminator: give a trained GAN.")
@@ -81,22 +83,22 @@ def check(model, classifier, real, args):
     if generated.shape[1:] != real.shape[1:]:
         raise ValueError(f"the model draws images of shape {generated.shape[1:]}, "
                          f"Stacked MNIST's are {real.shape[1:]}")
-    confident = channel_confidence(classifier, generated) > THRESHOLD
+    confident = channel_confidence(modes, generated) > modes.threshold
     return (list(confident.mean(axis=0)) + [confident.all(axis=1).mean()]
             + discriminator_gains(model.discriminator, generated, real))
 
 
 def main(argv=None):
     args = parse_args(argv)
-    classifier = experiment.load_classifier(args.classifier)
-    real = next(iter(sig_keras.datasets.stacked_mnist(
+    modes = StackedMNISTModes(experiment.load_classifier(args.classifier))
+    real, _ = next(iter(sig_keras.datasets.stacked_mnist(
         "train", args.samples, seed=args.seed, source=args.source, path=args.npz)))
-    real = np.asarray(real[0] if isinstance(real, (tuple, list)) else real)
+    real = np.asarray(real)
     lines = ["| model | confident R | confident G | confident B | all three "
              "| D gain R | D gain G | D gain B |", "|---" * 8 + "|"]
     rows = []
     for name in args.models:
-        values = check(experiment.load_saved_model(name), classifier, real, args)
+        values = check(experiment.load_saved_model(name), modes, real, args)
         rows.append((name, values))
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values[:4]) + " | "
                      + " | ".join(f"{v:+.2f}" for v in values[4:]) + " |")
