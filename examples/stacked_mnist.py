@@ -99,7 +99,7 @@ PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset pre
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
            "marginal_entropy", "fid", "kid", "precision", "recall", "density", "coverage",
-           "diversity")
+           "diversity", "digit_high_quality", "digit_inception_score")
 DIVERSITY_SAMPLES = 1000  # generated (seed 0) and real images of the diversity ratio
 
 
@@ -474,9 +474,10 @@ def save_preset(model, label, args, classifier, wall):
 def write_tables(args, rows):
     """table2.md and table2.csv in `args.output_dir`: one row per run, then means."""
     header = ["model", "seed", "IS", "high quality", "modes", "KL", "H(y|x)", "H(y)", "FID",
-              "KID", "precision", "recall", "density", "coverage", "diversity", "wall s"]
+              "KID", "precision", "recall", "density", "coverage", "diversity", "digit HQ",
+              "digit IS", "wall s"]
     formats = (".2f", ".3f", ".0f", ".3f", ".3f", ".3f", ".2f", ".4f", ".3f", ".3f", ".3f",
-               ".3f", ".2f", ".0f")
+               ".3f", ".2f", ".3f", ".2f", ".0f")
     records = [[label, seed] + [r.get(c, float("nan")) for c in COLUMNS + ("wall_s",)]
                for label, seed, r in rows]
     lines = experiment.markdown_table(

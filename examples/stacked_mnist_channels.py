@@ -8,6 +8,9 @@ Description: for each trained GAN (a run's `model.keras` or a preset), on
   channel the classifier labels with probability above the high-quality
   threshold of `StackedMNISTModes` (0.7), and `all three`: the
   high-quality share itself;
+- `digits` and `digit IS`: the confident share and the inception score (one
+  split, between 1 and 10) with each channel scored as one MNIST image,
+  `StackedMNISTModes`' `digit_high_quality` and `digit_inception_score`;
 - `D gain R/G/B`: how much the discriminator's mean logit (inference mode)
   rises when that channel of every generated image is replaced by the same
   channel of a real image. A channel whose gain is near 0 is one the
@@ -84,24 +87,31 @@ def check(model, modes, real, args):
         raise ValueError(f"the model draws images of shape {generated.shape[1:]}, "
                          f"Stacked MNIST's are {real.shape[1:]}")
     confident = channel_confidence(modes, generated) > modes.threshold
-    return (list(confident.mean(axis=0)) + [confident.all(axis=1).mean()]
+    modes.reset_state()
+    for i in range(0, len(generated), BATCH):
+        modes.update_state(generated[i:i + BATCH])
+    scores = modes.result()
+    return (list(confident.mean(axis=0))
+            + [float(scores[k]) for k in ("high_quality", "digit_high_quality",
+                                          "digit_inception_score")]
             + discriminator_gains(model.discriminator, generated, real))
 
 
 def main(argv=None):
     args = parse_args(argv)
-    modes = StackedMNISTModes(experiment.load_classifier(args.classifier))
+    modes = StackedMNISTModes(experiment.load_classifier(args.classifier), splits=1)
     real, _ = next(iter(sig_keras.datasets.stacked_mnist(
         "train", args.samples, seed=args.seed, source=args.source, path=args.npz)))
     real = np.asarray(real)
-    lines = ["| model | confident R | confident G | confident B | all three "
-             "| D gain R | D gain G | D gain B |", "|---" * 8 + "|"]
+    lines = ["| model | confident R | confident G | confident B | all three | digits "
+             "| digit IS | D gain R | D gain G | D gain B |", "|---" * 10 + "|"]
     rows = []
     for name in args.models:
         values = check(experiment.load_saved_model(name), modes, real, args)
         rows.append((name, values))
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values[:4]) + " | "
-                     + " | ".join(f"{v:+.2f}" for v in values[4:]) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values[:5])
+                     + f" | {values[5]:.2f} | "
+                     + " | ".join(f"{v:+.2f}" for v in values[6:]) + " |")
     table = "\n".join(lines)
     print(table, flush=True)
     if args.output:

@@ -431,6 +431,9 @@ def test_stacked_mnist_on_mock_data(tmp_path, capsys):
         # Jensen: E_x H(p(y|x)) <= H(E_x p(y|x)) <= log 1000.
         assert -1e-5 <= r["conditional_entropy"] <= r["marginal_entropy"] + 1e-5
         assert r["marginal_entropy"] <= np.log(1000) + 1e-5
+        # Per digit: a confident triple needs three confident digits.
+        assert r["high_quality"] <= r["digit_high_quality"] <= 1
+        assert 1 - 1e-5 <= r["digit_inception_score"] <= 10 + 1e-5
         assert any(line.split()[:2] == [label, "0"] for line in printed.splitlines())
         assert _is_png(out / f"{label}_S_seed0" / "samples.png")
         assert (out / f"{label}_S_seed0" / "generator.keras").exists()
@@ -1000,9 +1003,12 @@ def test_stacked_mnist_channels_on_a_trained_run(tmp_path, capsys):
         model, "--source", "npz", "--npz", str(npz), "--classifier", classifier,
         "--samples", "16", "--output", str(out)])
     [(name, values)] = rows
-    assert name == model and len(values) == 7
-    assert all(0 <= v <= 1 for v in values[:4]) and values[3] <= min(values[:3])
-    assert all(np.isfinite(values[4:]))
+    assert name == model and len(values) == 9
+    assert all(0 <= v <= 1 for v in values[:5]) and values[3] <= min(values[:3])
+    # The digit share is the mean of the three channels' shares.
+    assert values[4] == pytest.approx(np.mean(values[:3]))
+    assert 1 - 1e-5 <= values[5] <= 10 + 1e-5
+    assert all(np.isfinite(values[6:]))
     table = out.read_text()
     assert table.startswith("| model | confident R |") and f"| {model} |" in table
     assert table.strip() in capsys.readouterr().out

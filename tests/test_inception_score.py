@@ -209,6 +209,37 @@ def test_stacked_mnist_modes_hand_made():
     np.testing.assert_allclose(result["marginal_entropy"], -np.sum(q * np.log(q)), atol=1e-2)
 
 
+def test_stacked_mnist_digit_columns_match_numpy():
+    # Channel values 0.05 sit between the oracle's digits 0 and 1 (p = 0.5
+    # each): such a digit is not confident, and neither is its triple.
+    values = np.array([[0.1, 0.2, 0.3], [0.05, 0.2, 0.3], [0.05, 0.05, 0.7], [0.4, 0.4, 0.4]])
+    images = np.broadcast_to(values[:, None, None, :], (4, 28, 28, 3)).astype("float32")
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    metric.update_state(images)
+    result = {k: float(v) for k, v in metric.result().items()}
+    logits = -1000.0 * (values.reshape(-1, 1) - np.arange(10) / 10.0) ** 2
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)  # [12, 10], one row per digit
+    confident = probs.max(axis=1) > 0.7
+    assert result["digit_high_quality"] == pytest.approx(confident.mean())  # 9 of 12
+    assert result["high_quality"] == pytest.approx(confident.reshape(4, 3).all(axis=1).mean())
+    marginal = probs.mean(axis=0)
+    kl = np.mean(np.sum(probs * (np.log(probs + 1e-16) - np.log(marginal)), axis=1))
+    assert result["digit_inception_score"] == pytest.approx(np.exp(kl), rel=1e-4)
+    assert result["digit_inception_score_std"] == 0.0
+
+
+def test_stacked_mnist_digit_inception_score_is_at_most_ten():
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    triples = np.array([[i // 100, (i // 10) % 10, i % 10] for i in range(1000)])
+    metric.update_state(_stacked(triples))
+    result = metric.result()
+    # Every digit equally often, each labelled almost surely (the oracle leaves
+    # about e^-10 on each neighbour): IS just under its maximum of 10.
+    assert 9.95 < float(result["digit_inception_score"]) <= 10.0
+    assert float(result["digit_high_quality"]) == 1.0
+
+
 def test_stacked_mnist_all_modes_uniform():
     metric = StackedMNISTModes(_digit_oracle(), splits=1)
     triples = np.array([[i // 100, (i // 10) % 10, i % 10] for i in range(1000)])
