@@ -18,7 +18,7 @@ generated `[28, 28, 3]` image; the mode is the digit triple
 - digit_high_quality, digit_inception_score: the same two measures with each
   channel scored as one MNIST image (10 classes, the inception score between
   1 and 10). The paper's Table 2 does not say which reading it uses, but its
-  inception scores (5.6 to 6.1) fit only this one: beside them it reports
+  inception scores (2.9 to 6.05) fit only this one: beside them it reports
   label entropies over the triples whose difference puts an inception score
   over triples in the hundreds (DCGAN-SI at size M: 9.75 and 1.65 bits, a
   score near 270). A triple is confident only if all three of its digits
