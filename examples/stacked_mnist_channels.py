@@ -58,12 +58,11 @@ def parse_args(argv=None):
     return args
 
 
-def channel_confidence(modes, images):
-    """`[n, 3]`: the top digit probability of each channel, from
+def channel_probabilities(modes, images):
+    """`[n, 3, 10]`: each channel's digit probabilities, from
     `StackedMNISTModes.channel_probabilities` (`BATCH` images per call)."""
-    return np.concatenate([
-        np.max(modes.channel_probabilities(images[i:i + BATCH]), axis=-1)
-        for i in range(0, len(images), BATCH)])
+    return np.concatenate([modes.channel_probabilities(images[i:i + BATCH])
+                           for i in range(0, len(images), BATCH)])
 
 
 def discriminator_gains(discriminator, generated, real):
@@ -86,10 +85,10 @@ def check(model, modes, real, args):
     if generated.shape[1:] != real.shape[1:]:
         raise ValueError(f"the model draws images of shape {generated.shape[1:]}, "
                          f"Stacked MNIST's are {real.shape[1:]}")
-    confident = channel_confidence(modes, generated) > modes.threshold
+    probs = channel_probabilities(modes, generated)  # classified once, for both
+    confident = probs.max(axis=-1) > modes.threshold
     modes.reset_state()
-    for i in range(0, len(generated), BATCH):
-        modes.update_state(generated[i:i + BATCH])
+    modes.update_state_from_probs(probs)
     scores = modes.result()
     return (list(confident.mean(axis=0))
             + [float(scores[k]) for k in ("high_quality", "digit_high_quality",

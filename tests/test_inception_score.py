@@ -240,6 +240,30 @@ def test_stacked_mnist_digit_inception_score_is_at_most_ten():
     assert float(result["digit_high_quality"]) == 1.0
 
 
+def test_stacked_mnist_update_from_probs_matches_update_state():
+    images = _stacked(np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9]]))
+    from_images = StackedMNISTModes(_digit_oracle(), splits=1)
+    from_images.update_state(images)
+    from_probs = StackedMNISTModes(_digit_oracle(), splits=1)
+    from_probs.update_state_from_probs(from_probs.channel_probabilities(images))
+    expected = from_images.result()
+    for key, value in from_probs.result().items():
+        np.testing.assert_allclose(float(value), float(expected[key]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("probs, message", [
+    (np.full((2, 10), 0.1), r"shape \[N, 3, 10\]; got \(2, 10\)"),
+    (np.full((2, 3, 5), 0.2), r"shape \[N, 3, 10\]; got \(2, 3, 5\)"),
+    (np.full((2, 3, 10), 0.5), "not a probability vector per example"),
+])
+def test_stacked_mnist_update_from_probs_bad_input(probs, message):
+    metric = StackedMNISTModes(_digit_oracle(), splits=1)
+    with pytest.raises(ValueError, match=message):
+        metric.update_state_from_probs(probs)
+    # Nothing was counted.
+    assert float(metric.total) == 0 and float(tf.reduce_sum(metric.mode_counts)) == 0
+
+
 def test_stacked_mnist_all_modes_uniform():
     metric = StackedMNISTModes(_digit_oracle(), splits=1)
     triples = np.array([[i // 100, (i // 10) % 10, i % 10] for i in range(1000)])

@@ -114,7 +114,26 @@ class StackedMNISTModes(keras.metrics.Metric):
         return tf.reshape(probs, [n, 3, 10])
 
     def update_state(self, images, sample_weight=None):
-        probs = self.channel_probabilities(images)
+        self._accumulate(self.channel_probabilities(images))
+
+    def update_state_from_probs(self, probs):
+        """Accumulates precomputed per-channel digit probabilities `[N, 3, 10]`
+        (what `channel_probabilities` returns), for a caller that needs them
+        too and should classify the images once.
+
+        Rows that are not probability vectors raise `ValueError` (eager) or
+        fail an assertion (graph), before any state changes.
+        """
+        probs = tf.cast(probs, tf.float32)
+        if probs.shape.rank != 3 or tuple(probs.shape[1:]) != (3, 10):
+            raise ValueError(
+                f"Expected per-channel digit probabilities of shape [N, 3, 10]; "
+                f"got {probs.shape}."
+            )
+        checked = to_probabilities(tf.reshape(probs, [-1, 10]), from_logits=False)
+        self._accumulate(tf.reshape(checked, [-1, 3, 10]))
+
+    def _accumulate(self, probs):
         digits = tf.argmax(probs, axis=-1, output_type=tf.int32)  # [N, 3]
         modes = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
         self.mode_counts.assign_add(
