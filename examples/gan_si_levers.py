@@ -82,15 +82,6 @@ FEATURE_SAMPLES = 5000  # real and generated samples for recall / coverage
 DIVERSITY_SAMPLES = 1000  # samples of each set for the diversity ratio
 
 
-def _strides(text):
-    """`--discriminator-strides`: three comma-separated strides of 1 or 2."""
-    parts = text.split(",")
-    if len(parts) != 3 or any(part.strip() not in ("1", "2") for part in parts):
-        raise argparse.ArgumentTypeError(f"expected three strides of 1 or 2, e.g. 1,2,2; "
-                                         f"got {text!r}")
-    return tuple(int(part) for part in parts)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="GAN-SI levers on Stacked MNIST.")
     p.add_argument("--name", required=True, help="run name (a folder of --output-dir)")
@@ -148,7 +139,7 @@ def parse_args(argv=None):
     p.add_argument("--joint-batch", action="store_true",
                    help="one discriminator call on real and generated images together "
                    "(GAN's joint_batch)")
-    p.add_argument("--discriminator-strides", default=(2, 2, 2), type=_strides,
+    p.add_argument("--discriminator-strides", default=(2, 2, 2), type=experiment.discriminator_strides,
                    help="the three convolutions' strides, e.g. 1,2,2 (default 2,2,2)")
     p.add_argument("--ema", default=0.0, type=experiment.float_flag(
         "--ema", 0.0, 1.0, max_inclusive=False),

@@ -166,6 +166,14 @@ def parse_args(argv=None):
     p.add_argument("--discriminator-dropout", type=experiment.float_flag(
         "--discriminator-dropout", 0.0, 1.0, max_inclusive=False), default=0.0,
                    help="dropout rate after each discriminator convolution")
+    p.add_argument("--discriminator-strides", type=experiment.discriminator_strides,
+                   default=(2, 2, 2), metavar="S1,S2,S3",
+                   help="the discriminator's three convolution strides, each 1 or 2 "
+                   "(default 2,2,2: 28 -> 14 -> 7 -> 4)")
+    p.add_argument("--label-smoothing", type=experiment.float_flag(
+        "--label-smoothing", 0.0, 1.0, max_inclusive=False), default=0.0,
+                   help="one-sided label smoothing: the discriminator's target for real "
+                   "images is 1 minus this (GAN's label_smoothing; default 0)")
     p.add_argument("--discriminator-channel-permutation", type=experiment.float_flag(
         "--discriminator-channel-permutation", 0.0, 1.0), default=0.0, metavar="RATE",
                    help="in training, permute the channels of this share of the images the "
@@ -256,6 +264,7 @@ def parse_args(argv=None):
             ("--discriminator-width", args.discriminator_width, 1.0),
             ("--discriminator-dropout", args.discriminator_dropout, 0.0),
             ("--discriminator-first-batch-norm", args.discriminator_first_batch_norm, False),
+            ("--discriminator-strides", args.discriminator_strides, (2, 2, 2)),
             ("--discriminator-channel-permutation", args.discriminator_channel_permutation,
              0.0),
             ("--init-stddev", args.init_stddev, None)) if value != default]
@@ -320,7 +329,7 @@ def networks(args, seed=None):
             sig_keras.networks.mnist3_discriminator(
                 args.size, batch_norm=args.discriminator_batch_norm,
                 width=args.discriminator_width, dropout=args.discriminator_dropout,
-                first_batch_norm=args.discriminator_first_batch_norm,
+                strides=args.discriminator_strides, first_batch_norm=args.discriminator_first_batch_norm,
                 kernel_initializer=init,
                 channel_permutation=args.discriminator_channel_permutation,
                 channel_permutation_batchwise=args.channel_permutation_batchwise, seed=seed))
@@ -366,7 +375,8 @@ def build_model(args, spec, seed):
     generator, discriminator = networks(args, seed)
     model = GAN(generator, discriminator, sig_weight=weight,
                 conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
-                sig_num_samples=args.sig_samples if weight else None, seed=seed)
+                sig_num_samples=args.sig_samples if weight else None,
+                label_smoothing=args.label_smoothing, seed=seed)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
                   g_optimizer=keras.optimizers.Adam(args.g_lr, beta_1=0.5))
     return model

@@ -397,6 +397,16 @@ def float_flag(flag, minimum=None, maximum=None, min_inclusive=True, max_inclusi
     return parse
 
 
+def discriminator_strides(text):
+    """An argparse `type=` for `--discriminator-strides`: three
+    comma-separated strides of 1 or 2 (`mnist3_discriminator(strides=)`)."""
+    parts = text.split(",")
+    if len(parts) != 3 or any(part.strip() not in ("1", "2") for part in parts):
+        raise argparse.ArgumentTypeError(f"expected three strides of 1 or 2, e.g. 1,2,2; "
+                                         f"got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
 def positive_int(flag):
     """`int_flag(flag, minimum=1)`: `<flag> must be >= 1`."""
     return int_flag(flag, minimum=1)
