@@ -174,6 +174,10 @@ def parse_args(argv=None):
         "--label-smoothing", 0.0, 1.0, max_inclusive=False), default=0.0,
                    help="one-sided label smoothing: the discriminator's target for real "
                    "images is 1 minus this (GAN's label_smoothing; default 0)")
+    p.add_argument("--r1-weight", type=experiment.float_flag("--r1-weight", 0.0, 1e6),
+                   default=0.0, metavar="GAMMA",
+                   help="R1 penalty (gamma / 2) ||grad_x D(x)||^2 on real images in the "
+                   "discriminator loss (GAN's r1_weight; default 0: none)")
     p.add_argument("--discriminator-channel-permutation", type=experiment.float_flag(
         "--discriminator-channel-permutation", 0.0, 1.0), default=0.0, metavar="RATE",
                    help="in training, permute the channels of this share of the images the "
@@ -376,7 +380,7 @@ def build_model(args, spec, seed):
     model = GAN(generator, discriminator, sig_weight=weight,
                 conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
                 sig_num_samples=args.sig_samples if weight else None,
-                label_smoothing=args.label_smoothing, seed=seed)
+                label_smoothing=args.label_smoothing, r1_weight=args.r1_weight, seed=seed)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
                   g_optimizer=keras.optimizers.Adam(args.g_lr, beta_1=0.5))
     return model

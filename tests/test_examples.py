@@ -161,6 +161,8 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
      "--discriminator-strides change Appendix C's networks"),
     ("stacked_mnist", ["--label-smoothing", "1"], "--label-smoothing must be"),
     ("stacked_mnist", ["--label-smoothing", "-0.1"], "--label-smoothing must be"),
+    ("stacked_mnist", ["--r1-weight", "-1"], "--r1-weight must be"),
+    ("stacked_mnist", ["--r1-weight", "nan"], "--r1-weight must be"),
     ("stacked_mnist", ["--discriminator-width", "0"], "--discriminator-width must be"),
     ("stacked_mnist", ["--source", "kaggle"], "invalid choice: 'kaggle'"),
     ("stacked_mnist", ["--merge", "/nonexistent"], "--merge: no results.json in ['/nonexistent']"),
@@ -493,7 +495,7 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
 
 def test_stacked_mnist_unrolled_gan_recipe_flags(tmp_path, capsys):
     """--discriminator-first-batch-norm, --init-stddev, --g-lr, --d-lr, the
-    channel permutation, --discriminator-strides and --label-smoothing reach
+    channel permutation, --discriminator-strides, --label-smoothing and --r1-weight reach
     the networks, optimizers and model of the run."""
     npz = _digit_npz(tmp_path / "mnist.npz")
     classifier = _save_classifier(tmp_path / "digits.keras", (28, 28, 1))
@@ -503,13 +505,14 @@ def test_stacked_mnist_unrolled_gan_recipe_flags(tmp_path, capsys):
         "--models", "dcgan", "--discriminator-first-batch-norm", "--init-stddev", "0.02",
         "--discriminator-channel-permutation", "0.5", "--channel-permutation-batchwise",
         "--g-lr", "1e-4", "--d-lr", "3e-4", "--eval-samples", "10", "--feature-samples", "10",
-        "--discriminator-strides", "1,2,2", "--label-smoothing", "0.1",
+        "--discriminator-strides", "1,2,2", "--label-smoothing", "0.1", "--r1-weight", "0.5",
         "--source", "npz", "--npz", str(npz), "--classifier", classifier,
         "--output-dir", str(out)])
     model = keras.saving.load_model(out / "DCGAN_S_seed0" / "model.keras")
     convs = [layer for layer in model.discriminator.layers if type(layer).__name__ == "Conv2D"]
     assert [conv.strides for conv in convs] == [(1, 1), (2, 2), (2, 2)]
     assert model.label_smoothing == pytest.approx(0.1)
+    assert model.r1_weight == pytest.approx(0.5)
     kinds = [type(layer).__name__ for layer in model.discriminator.layers]
     assert kinds.count("SyncBatchNormalization") == 3
     assert kinds[1:4] == ["RandomChannelPermutation", "Conv2D", "SyncBatchNormalization"]
