@@ -139,7 +139,8 @@ def parse_args(argv=None):
     p.add_argument("--joint-batch", action="store_true",
                    help="one discriminator call on real and generated images together "
                    "(GAN's joint_batch)")
-    p.add_argument("--discriminator-strides", default=(2, 2, 2), type=experiment.discriminator_strides,
+    p.add_argument("--discriminator-strides", default=(2, 2, 2),
+                   type=experiment.discriminator_strides,
                    help="the three convolutions' strides, e.g. 1,2,2 (default 2,2,2)")
     p.add_argument("--ema", default=0.0, type=experiment.float_flag(
         "--ema", 0.0, 1.0, max_inclusive=False),

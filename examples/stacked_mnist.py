@@ -333,7 +333,8 @@ def networks(args, seed=None):
             sig_keras.networks.mnist3_discriminator(
                 args.size, batch_norm=args.discriminator_batch_norm,
                 width=args.discriminator_width, dropout=args.discriminator_dropout,
-                strides=args.discriminator_strides, first_batch_norm=args.discriminator_first_batch_norm,
+                strides=args.discriminator_strides,
+                first_batch_norm=args.discriminator_first_batch_norm,
                 kernel_initializer=init,
                 channel_permutation=args.discriminator_channel_permutation,
                 channel_permutation_batchwise=args.channel_permutation_batchwise, seed=seed))
