@@ -227,7 +227,8 @@ def parse_args(argv=None):
     experiment.add_run_flags(p, runs="runs", save_freq=BACKUP_EVERY)
     p.add_argument("--save-preset", default=None, metavar="DIR",
                    help="write seed 0's DCGAN and DCGAN-SI as the presets "
-                   "DIR/dcgan_stacked_mnist_<size> and DIR/dcgan_si_stacked_mnist_<size>")
+                   "DIR/dcgan_stacked_mnist_<size> and DIR/dcgan_si_stacked_mnist_<size> "
+                   "(with _dwidth<W> after them for --discriminator-width W)")
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                    help="train nothing: merge the results.json of finished runs' "
                    "--output-dir folders into one table and one modes-vs-step figure in "
@@ -459,18 +460,30 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
     return result
 
 
+def preset_name(label, args):
+    """`dcgan_stacked_mnist_<size>` or `dcgan_si_stacked_mnist_<size>`, with
+    `_dwidth<W>` after it for a discriminator of `--discriminator-width W`
+    (`_dwidth4`, `_dwidth1p5`), so that it does not take Appendix C's name."""
+    name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
+    if args.discriminator_width != 1.0:
+        name += f"_dwidth{args.discriminator_width:g}".replace(".", "p")
+    return name
+
+
 def save_preset(model, label, args, classifier, wall):
     """`--save-preset DIR`: seed 0's DCGAN and DCGAN-SI as the presets
-    `DIR/dcgan_stacked_mnist_<size>` and `DIR/dcgan_si_stacked_mnist_<size>`,
-    their Stacked MNIST metrics measured on `PRESET_SAMPLES` samples
-    (`sig_keras.presets.save_trained`)."""
-    name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
-    directory = os.path.join(args.save_preset, name)
+    `DIR/<preset_name>`, their Stacked MNIST metrics measured on
+    `PRESET_SAMPLES` samples (`sig_keras.presets.save_trained`)."""
+    directory = os.path.join(args.save_preset, preset_name(label, args))
     training = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.g_lr,
                 "d_lr": args.d_lr, "init_stddev": args.init_stddev,
+                "discriminator_width": args.discriminator_width,
+                "discriminator_dropout": args.discriminator_dropout,
+                "discriminator_strides": list(args.discriminator_strides),
                 "discriminator_first_batch_norm": args.discriminator_first_batch_norm,
                 "discriminator_channel_permutation": args.discriminator_channel_permutation,
                 "channel_permutation_batchwise": args.channel_permutation_batchwise,
+                "label_smoothing": args.label_smoothing, "r1_weight": args.r1_weight,
                 "cooldown_steps": args.cooldown_steps, "wall_s": round(wall, 1), "seed": 0,
                 **experiment.init_metadata(args.init_from)}
     if label == "DCGAN-SI":

@@ -570,6 +570,8 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
     assert meta["training"]["cooldown_steps"] == 2 and meta["training"]["cooldown_sig_weight"]
     assert meta["training"]["sig_weight_decay_steps"] == 2
     assert meta["training"]["sig_weight_floor"] == 0.5
+    assert meta["training"]["discriminator_width"] == 1.0
+    assert meta["training"]["discriminator_strides"] == [2, 2, 2]
     # A DCGAN source for a DCGAN-SI run, and size S weights for size M
     # networks: refused before training, nothing written.
     dcgan = str(tmp_path / "first" / "DCGAN_S_seed0" / "model.keras")
@@ -582,6 +584,17 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
         with pytest.raises(ValueError, match=message):
             example.main(common + argv + ["--output-dir", str(out)])
         assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, label, name", [
+    ([], "DCGAN-SI", "dcgan_si_stacked_mnist_m"),
+    (["--size", "S"], "DCGAN", "dcgan_stacked_mnist_s"),
+    (["--discriminator-width", "4"], "DCGAN-SI", "dcgan_si_stacked_mnist_m_dwidth4"),
+    (["--discriminator-width", "1.5"], "DCGAN", "dcgan_stacked_mnist_m_dwidth1p5")])
+def test_stacked_mnist_preset_name_names_a_wider_discriminator(argv, label, name):
+    # A preset of another discriminator must not take Appendix C's name.
+    example = _example("stacked_mnist")
+    assert example.preset_name(label, example.parse_args(argv)) == name
 
 
 @pytest.mark.parametrize("size, batch, scale, samples", [
