@@ -342,7 +342,11 @@ def networks(args, seed=None):
 
 
 def _networks_title(args):
-    return "tutorial networks" if args.size == "tutorial" else f"size {args.size}"
+    if args.size == "tutorial":
+        return "tutorial networks"
+    if args.discriminator_width != 1.0:
+        return f"size {args.size}, discriminator width {args.discriminator_width:g}"
+    return f"size {args.size}"
 
 
 def _run_name(label, size, seed):

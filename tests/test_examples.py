@@ -485,10 +485,15 @@ def test_stacked_mnist_ablation_and_digit_arrays(tmp_path, monkeypatch, capsys):
     assert [step for step, _ in rows[0][2]["history"]] == [0, 1, 2]
     # --merge: one table and figure from earlier runs, nothing trained.
     merged = _example("stacked_mnist").main([
-        "--merge", str(tmp_path / "runs"), "--size", "S",
+        "--merge", str(tmp_path / "runs"), "--size", "S", "--discriminator-width", "2",
         "--output-dir", str(tmp_path / "merged")])
     assert [label for label, _, _ in merged] == [label for label, _, _ in rows]
     table = (tmp_path / "merged" / "table2.md").read_text()
+    # The title names a discriminator that is not Appendix C's (the merge's
+    # from its own flags).
+    for directory in ("runs", "merged"):
+        assert (tmp_path / directory / "table2.md").read_text().startswith(
+            "Stacked MNIST, size S, discriminator width 2, ")
     assert "| DCGAN-SI[a=0.5,s=0.2] | 0 |" in table and "| DCGAN-SI[a=2,s=0.2] | 0 |" in table
     assert _is_png(tmp_path / "merged" / "modes_vs_step.png")
 
