@@ -103,24 +103,3 @@ def test_license_and_citation_exist():
     assert "cff-version: 1.2.0" in citation
     assert "Semi-Implicit Generative Model" in citation and "1905.12659" in citation
 
-
-def test_presets_page_lists_every_builtin_preset_and_its_size():
-    """docs/presets.md names every built-in preset with the commands in its
-    metadata (so each can be reproduced from the page) and states their total
-    size to 0.1 MB."""
-    import json
-
-    page = (ROOT / "docs" / "presets.md").read_text(encoding="utf-8")
-    builtin = ROOT / "sig_keras" / "presets" / "builtin"
-    missing = []
-    for directory in sorted(p for p in builtin.iterdir() if (p / "metadata.json").is_file()):
-        meta = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
-        if f"`{directory.name}`" not in page:
-            missing.append(f"{directory.name}: no row")
-        commands = [meta["command"]] + list(meta.get("training", {}).get("init_commands", []))
-        missing += [f"{directory.name}: command {c!r}" for c in commands if c not in page]
-    assert not missing, "; ".join(missing)
-    total = sum(p.stat().st_size for p in builtin.rglob("*") if p.is_file())
-    stated = re.search(r"([0-9.]+) MB in all", page)
-    assert stated and float(stated.group(1)) == round(total / 2**20, 1), (
-        stated and stated.group(0), total / 2**20)

@@ -3,6 +3,7 @@ preset's stored numbers re-measured from its samples."""
 
 import json
 import os
+import re
 import shutil
 
 import h5py
@@ -195,11 +196,34 @@ def test_builtin_names_and_list():
         assert meta["command"].startswith("python examples/")
 
 
+def _builtin_bytes():
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(preset_utils.BUILTIN_DIR) for f in files)
+
+
 def test_builtin_presets_fit_the_size_budget():
-    total = sum(os.path.getsize(os.path.join(root, f))
-                for root, _, files in os.walk(preset_utils.BUILTIN_DIR) for f in files)
     # Two Stacked MNIST GANs with the tutorial networks take 10 MB each.
-    assert total < 32 * 2**20
+    assert _builtin_bytes() < 32 * 2**20
+
+
+def test_presets_page_lists_every_builtin_preset_and_its_size():
+    """docs/presets.md names every built-in preset with the commands in its
+    metadata (so each can be reproduced from the page) and states their total
+    size to 0.1 MB."""
+    page_path = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "presets.md")
+    with open(page_path, encoding="utf-8") as f:
+        page = f.read()
+    missing = []
+    for name, meta in presets.list_presets().items():
+        if f"`{name}`" not in page:
+            missing.append(f"{name}: no row")
+        commands = [meta["command"]] + list(meta.get("training", {}).get("init_commands", []))
+        missing += [f"{name}: command {c!r}" for c in commands if c not in page]
+    assert not missing, "; ".join(missing)
+    stated = re.search(r"([0-9.]+) MB in all", page)
+    total = _builtin_bytes()
+    assert stated and float(stated.group(1)) == round(total / 2**20, 1), (
+        stated and stated.group(0), total / 2**20)
 
 
 @pytest.mark.parametrize("name", GENERATIVE)
