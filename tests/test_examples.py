@@ -1035,12 +1035,17 @@ def test_stacked_mnist_channels_on_a_trained_run(tmp_path, capsys):
         model, "--source", "npz", "--npz", str(npz), "--classifier", classifier,
         "--samples", "16", "--output", str(out)])
     [(name, values)] = rows
-    assert name == model and len(values) == 9
+    assert name == model and len(values) == 11
     assert all(0 <= v <= 1 for v in values[:5]) and values[3] <= min(values[:3])
     # The digit share is the mean of the three channels' shares.
     assert values[4] == pytest.approx(np.mean(values[:3]))
     assert 1 - 1e-5 <= values[5] <= 10 + 1e-5
-    assert all(np.isfinite(values[6:]))
+    assert all(np.isfinite(values[6:9]))
+    # 16 samples cover at most 16 triples; KL to uniform over 1,000 triples
+    # is at least log(1000 / 16) when every sample has its own triple.
+    modes, kl = values[9:]
+    assert 1 <= modes <= 16 and modes == int(modes)
+    assert kl >= np.log(1000 / 16) - 1e-4
     table = out.read_text()
     assert table.startswith("| model | confident R |") and f"| {model} |" in table
     assert table.strip() in capsys.readouterr().out
