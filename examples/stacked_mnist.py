@@ -27,26 +27,35 @@ with its discriminator and optimizers (`model.keras`).
 DCGAN-SI knobs (`--auto-sig-scale`, the factor on the automatic weight, and
 `--sig-scale`, the sigma of the Normal conditional) take comma-separated
 lists: every combination is one DCGAN-SI run (an ablation). `--sig-samples K`
-gives the SIG term K generated samples (`GAN`'s `sig_num_samples`). With
-Appendix C's networks the defaults are those that stopped the collapse in
-docs/gan_si.md: K = 512, `--auto-sig-scale 10` and batch norm in the
-discriminator. With `--size tutorial` they are the paper's setting,
-`--auto-sig-scale 1` and K = the batch. With Appendix C's networks,
+gives the SIG term K generated samples (`GAN`'s `sig_num_samples`); the
+defaults are the paper's, `--auto-sig-scale 1` and K = the batch.
+
+With Appendix C's networks (`--size S`, `M`, `L`) every default is the
+recipe that stopped their collapse in docs/gan_si.md: DCGAN's N(0, 0.02)
+kernels (`--init-stddev`) and batch norm after every discriminator
+convolution (`--discriminator-first-batch-norm`), Adam at 1e-4 for the
+generator and 2e-4 for the discriminator (`--g-lr`, `--d-lr`), DCGAN-SI's
+SIG weight falling to a tenth over the first 4,000 steps
+(`--sig-weight-decay-steps`, `--sig-weight-floor`), and both rates and that
+weight cooling down over the second half of the run (`--cooldown-steps`).
+`--init-stddev glorot`, `--no-discriminator-first-batch-norm`,
+`--sig-weight-decay-steps 0` and `--cooldown-steps 0` turn its parts off.
+With `--size tutorial` the rates stay at 2e-4, the weight constant and the
+initialization the tutorial's. With Appendix C's networks,
 `--no-discriminator-batch-norm`, `--discriminator-width`,
 `--discriminator-dropout`, `--discriminator-first-batch-norm` and
 `--discriminator-channel-permutation` change
 Appendix C's discriminator (`sig_keras.networks.mnist3_discriminator`),
 `--init-stddev` both networks' initial kernels, and `--g-lr` / `--d-lr` the
-two Adam learning rates. `--discriminator-first-batch-norm --init-stddev 0.02
---g-lr 1e-4 --d-lr 2e-4` is the recipe of the Unrolled GAN's Stacked MNIST
-code, with which DCGAN at size M no longer draws one texture (docs/gan_si.md).
+two Adam learning rates (their defaults follow the Unrolled GAN's Stacked
+MNIST code, with which DCGAN at size M no longer draws one texture).
 
 `--cooldown-steps N` decays both learning rates linearly to zero over the
 last N steps (`sig_keras.callbacks.LinearCooldown`), and DCGAN-SI's SIG
 weight with them unless `--no-cooldown-sig-weight`. `--sig-weight-decay-steps
-N` lets DCGAN-SI's SIG weight fall linearly to zero over the first N steps
-(`sig_keras.callbacks.SigWeightSchedule`), or to `--sig-weight-floor F`
-times its full value, where it then stays. `--init-from MODEL`
+N` lets DCGAN-SI's SIG weight fall linearly over the first N steps
+(`sig_keras.callbacks.SigWeightSchedule`) to `--sig-weight-floor F` times its
+full value (zero with F = 0), where it then stays. `--init-from MODEL`
 starts one run (one model, one seed) from a saved GAN with the same
 networks: a run's `model.keras` or a preset. It copies the generator, the
 discriminator and the automatic weight's averages; the optimizers start
@@ -88,13 +97,20 @@ from sig_keras.metrics import mnist_classifier_features  # noqa: E402
 from sig_keras.models import GAN  # noqa: E402
 
 BACKUP_EVERY = 500  # steps between checkpoints under --backup-dir
-LEARNING_RATE = 2e-4  # Adam's, both networks (beta_1 = 0.5)
-# DCGAN-SI's defaults with Appendix C's networks (docs/gan_si.md): K = 512
-# generated samples in the SIG term and 10x the automatic weight, with batch
-# norm in the discriminator. The tutorial networks do not collapse as DCGAN,
-# and the paper's setting (K = the batch, 1x the weight) serves them.
-DEFAULT_SIG_SAMPLES = 512
-DEFAULT_AUTO_SIG_SCALE = 10.0
+LEARNING_RATE = 2e-4  # Adam's (beta_1 = 0.5): the discriminator's, and the tutorial generator's
+# The recipe with Appendix C's networks (docs/gan_si.md), the defaults of
+# --size S, M and L: DCGAN's N(0, 0.02) kernels and batch norm after every
+# discriminator convolution, the generator at half the discriminator's rate,
+# and DCGAN-SI's SIG weight (1x the automatic weight, K = the batch) falling
+# to a tenth over the first 4,000 steps; both rates and that weight then cool
+# down over the second half of the run. Without them Appendix C's networks
+# draw one texture. The tutorial networks train without it and keep the
+# plain settings (constant rates of 2e-4, a constant weight, Glorot kernels).
+RECIPE_INIT_STDDEV = 0.02
+RECIPE_G_LR = 1e-4
+RECIPE_SIG_WEIGHT_DECAY_STEPS = 4000
+RECIPE_SIG_WEIGHT_FLOOR = 0.1
+RECIPE_COOLDOWN_SHARE = 0.5  # --cooldown-steps: this share of --steps
 PRESET_SAMPLES = 10_000  # samples per metric measurement of a --save-preset preset
 SPLITS = 10  # inception score splits
 COLUMNS = ("inception_score", "high_quality", "modes", "kl", "conditional_entropy",
@@ -113,6 +129,14 @@ def _float_list(text):
                                        validation.MAX_SCALE) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{requirement}; got {text!r}") from None
+
+
+def _init_stddev(text):
+    """`--init-stddev`: a positive, finite number or `glorot` (Keras'
+    Glorot uniform)."""
+    if text.strip().lower() == "glorot":
+        return "glorot"
+    return experiment.positive_float("--init-stddev")(text)
 
 
 def parse_args(argv=None):
@@ -138,26 +162,28 @@ def parse_args(argv=None):
     experiment.add_output_dir_flag(p, "stacked_mnist")
     p.add_argument("--sig-weight", default="auto",
                    help="'auto' or a number: the SIG weight of DCGAN-SI")
-    p.add_argument("--auto-sig-scale", type=_float_list, default=None,
+    p.add_argument("--auto-sig-scale", type=_float_list, default=[1.0],
                    help="factor(s) on the automatic SIG weight (comma-separated: one "
-                   f"DCGAN-SI run per value; default: {DEFAULT_AUTO_SIG_SCALE:g} with "
-                   "Appendix C's networks, 1 (the paper's setting) with --size tutorial)")
+                   "DCGAN-SI run per value; default 1, the paper's setting)")
     p.add_argument("--sig-scale", type=_float_list, default=[0.1],
                    help="sigma(s) of the Normal conditional of DCGAN-SI, pixels in [-1, 1]")
     p.add_argument("--discriminator-batch-norm", action=argparse.BooleanOptionalAction,
                    default=None,
                    help="batch norm after the discriminator's 2nd and 3rd convolutions "
                    "(the DCGAN convention; --no-discriminator-batch-norm turns it off)")
-    p.add_argument("--discriminator-first-batch-norm", action="store_true",
-                   help="batch norm after the discriminator's 1st convolution too; with "
-                   "--init-stddev 0.02, DCGAN at size M stops drawing one texture")
-    p.add_argument("--init-stddev", type=experiment.positive_float("--init-stddev"),
+    p.add_argument("--discriminator-first-batch-norm", action=argparse.BooleanOptionalAction,
                    default=None,
-                   help="N(0, S^2) kernels in both Appendix C networks (the DCGAN paper's "
-                   "S = 0.02; default: Keras' Glorot uniform)")
-    p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=LEARNING_RATE,
-                   help=f"the generator's Adam learning rate (beta_1 = 0.5; default "
-                   f"{LEARNING_RATE:g})")
+                   help="batch norm after the discriminator's 1st convolution too (default: "
+                   "on with Appendix C's networks unless --no-discriminator-batch-norm; with "
+                   "N(0, 0.02) kernels, DCGAN at size M stops drawing one texture)")
+    p.add_argument("--init-stddev", type=_init_stddev, default=None,
+                   metavar="S|glorot",
+                   help="N(0, S^2) kernels in both Appendix C networks (default: the DCGAN "
+                   f"paper's S = {RECIPE_INIT_STDDEV:g}), or glorot: Keras' Glorot uniform")
+    p.add_argument("--g-lr", type=experiment.positive_float("--g-lr"), default=None,
+                   help="the generator's Adam learning rate (beta_1 = 0.5; default "
+                   f"{RECIPE_G_LR:g} with Appendix C's networks, {LEARNING_RATE:g} with "
+                   "--size tutorial)")
     p.add_argument("--d-lr", type=experiment.positive_float("--d-lr"), default=LEARNING_RATE,
                    help=f"the discriminator's Adam learning rate (default {LEARNING_RATE:g})")
     p.add_argument("--discriminator-width", type=experiment.positive_float(
@@ -189,9 +215,7 @@ def parse_args(argv=None):
     p.add_argument("--sig-samples", type=experiment.positive_int("--sig-samples"),
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
-                   f"at least --batch-size; default with Appendix C's networks: "
-                   f"{DEFAULT_SIG_SAMPLES} or the batch if larger; with --size tutorial: the "
-                   "batch, the paper's setting)")
+                   "at least --batch-size; default: the batch, the paper's setting)")
     p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
                    default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
@@ -204,22 +228,27 @@ def parse_args(argv=None):
                    default=5000,
                    help="samples per evaluation during training")
     p.add_argument("--cooldown-steps", type=experiment.non_negative_int("--cooldown-steps"),
-                   default=0,
+                   default=None,
                    help="decay both learning rates linearly to 0 over the last N steps "
-                   "(sig_keras.callbacks.LinearCooldown; 0: constant rates)")
+                   "(sig_keras.callbacks.LinearCooldown; 0: constant rates; default: half "
+                   "of --steps with Appendix C's networks, 0 with --size tutorial)")
     p.add_argument("--cooldown-sig-weight", action=argparse.BooleanOptionalAction,
                    default=True,
                    help="with --cooldown-steps, decay DCGAN-SI's SIG weight by the same "
                    "factor")
     p.add_argument("--sig-weight-decay-steps",
-                   type=experiment.non_negative_int("--sig-weight-decay-steps"), default=0,
-                   help="DCGAN-SI's SIG weight falls linearly from its full value to 0 over "
-                   "the first N steps, then stays 0 (sig_keras.callbacks.SigWeightSchedule; "
-                   "0: a constant weight)")
+                   type=experiment.non_negative_int("--sig-weight-decay-steps"), default=None,
+                   help="DCGAN-SI's SIG weight falls linearly from its full value to "
+                   "--sig-weight-floor times it over the first N steps, then stays there "
+                   "(sig_keras.callbacks.SigWeightSchedule; 0: a constant weight; default: "
+                   f"{RECIPE_SIG_WEIGHT_DECAY_STEPS} with Appendix C's networks, 0 with "
+                   "--size tutorial)")
     p.add_argument("--sig-weight-floor", type=experiment.float_flag(
-        "--sig-weight-floor", 0.0, 1.0), default=0.0,
+        "--sig-weight-floor", 0.0, 1.0), default=None,
                    help="with --sig-weight-decay-steps, the fraction of the full SIG weight "
-                   "where the fall ends and stays (default 0: no SIG term after the fall)")
+                   f"where the fall ends and stays (default: {RECIPE_SIG_WEIGHT_FLOOR:g} with "
+                   "Appendix C's networks, 0 (no SIG term after the fall) with --size "
+                   "tutorial)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start the run from a saved GAN with the same networks (a run's "
                    "model.keras or a preset): its generator, discriminator and automatic "
@@ -255,11 +284,8 @@ def parse_args(argv=None):
     if args.eval_every is None:
         args.eval_every = max(args.steps // 10, 1)
     tutorial = args.size == "tutorial"
-    if args.auto_sig_scale is None:
-        args.auto_sig_scale = [1.0 if tutorial else DEFAULT_AUTO_SIG_SCALE]
     if args.sig_samples is None:
-        args.sig_samples = args.batch_size if tutorial else max(DEFAULT_SIG_SAMPLES,
-                                                                args.batch_size)
+        args.sig_samples = args.batch_size
     elif args.sig_samples < args.batch_size:
         p.error(f"--sig-samples must be at least --batch-size ({args.batch_size}); "
                 f"got {args.sig_samples}")
@@ -268,7 +294,7 @@ def parse_args(argv=None):
             ("--discriminator-batch-norm", args.discriminator_batch_norm, None),
             ("--discriminator-width", args.discriminator_width, 1.0),
             ("--discriminator-dropout", args.discriminator_dropout, 0.0),
-            ("--discriminator-first-batch-norm", args.discriminator_first_batch_norm, False),
+            ("--discriminator-first-batch-norm", args.discriminator_first_batch_norm, None),
             ("--discriminator-strides", args.discriminator_strides, (2, 2, 2)),
             ("--discriminator-channel-permutation", args.discriminator_channel_permutation,
              0.0),
@@ -277,22 +303,20 @@ def parse_args(argv=None):
             p.error(f"{', '.join(changed)} change Appendix C's networks; --size tutorial "
                     "uses the tutorial's (mnist_generator, mnist_discriminator with dropout "
                     "0.3)")
+        args.discriminator_first_batch_norm = False
     elif args.discriminator_batch_norm is None:
         args.discriminator_batch_norm = True
     if args.discriminator_first_batch_norm and not args.discriminator_batch_norm:
         p.error("--discriminator-first-batch-norm needs the discriminator's batch norm; "
                 "drop --no-discriminator-batch-norm")
+    if args.discriminator_first_batch_norm is None:
+        args.discriminator_first_batch_norm = args.discriminator_batch_norm
+    _recipe_defaults(p, args, tutorial)
     if args.cooldown_steps > args.steps:
         p.error(f"--cooldown-steps ({args.cooldown_steps}) must be at most --steps "
                 f"({args.steps})")
-    if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
-        p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
-                "--models")
     if args.channel_permutation_batchwise and not args.discriminator_channel_permutation:
         p.error("--channel-permutation-batchwise needs --discriminator-channel-permutation")
-    if args.sig_weight_floor and not args.sig_weight_decay_steps:
-        p.error("--sig-weight-floor is where --sig-weight-decay-steps ends: give "
-                "--sig-weight-decay-steps too")
     if args.init_from is not None and (len(args.model_list) != 1 or len(args.seeds) != 1
                                        or len(args.auto_sig_scale) * len(args.sig_scale) > 1):
         p.error("--init-from starts one run from saved weights: give one model in --models, "
@@ -307,6 +331,33 @@ def parse_args(argv=None):
     args.argv = argv  # the command a preset records
     experiment.check_backup_dir(p, args.backup_dir)
     return args
+
+
+def _recipe_defaults(p, args, tutorial):
+    """Fill the schedule and rate flags left unset: the recipe with Appendix
+    C's networks, constant rates and weight with the tutorial's. Flags given
+    explicitly are checked against each other here."""
+    if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
+        p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
+                "--models")
+    floor_given = args.sig_weight_floor is not None
+    if args.init_stddev is None:
+        args.init_stddev = None if tutorial else RECIPE_INIT_STDDEV
+    elif args.init_stddev == "glorot":
+        args.init_stddev = None  # None: Glorot uniform, as presets record it
+    if args.g_lr is None:
+        args.g_lr = LEARNING_RATE if tutorial else RECIPE_G_LR
+    if args.cooldown_steps is None:
+        args.cooldown_steps = 0 if tutorial else int(args.steps * RECIPE_COOLDOWN_SHARE)
+    if args.sig_weight_decay_steps is None:
+        args.sig_weight_decay_steps = (
+            0 if tutorial or "dcgan_si" not in args.model_list
+            else RECIPE_SIG_WEIGHT_DECAY_STEPS)
+    if args.sig_weight_floor is None:
+        args.sig_weight_floor = 0.0 if tutorial else RECIPE_SIG_WEIGHT_FLOOR
+    if floor_given and args.sig_weight_floor and not args.sig_weight_decay_steps:
+        p.error("--sig-weight-floor is where --sig-weight-decay-steps ends: give "
+                "--sig-weight-decay-steps N > 0 (and dcgan_si in --models)")
 
 
 def run_specs(args):

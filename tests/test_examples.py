@@ -173,8 +173,17 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
     ("stacked_mnist", ["--models", "dcgan", "--sig-weight-decay-steps", "10"],
      "--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to --models"),
     ("stacked_mnist", ["--sig-weight-floor", "1.5"], "--sig-weight-floor must be"),
-    ("stacked_mnist", ["--sig-weight-floor", "0.1"],
+    ("stacked_mnist", ["--sig-weight-floor", "0.1", "--sig-weight-decay-steps", "0"],
      "--sig-weight-floor is where --sig-weight-decay-steps ends"),
+    ("stacked_mnist", ["--size", "tutorial", "--sig-weight-floor", "0.1"],
+     "--sig-weight-floor is where --sig-weight-decay-steps ends"),
+    ("stacked_mnist", ["--models", "dcgan", "--sig-weight-floor", "0.1"],
+     "--sig-weight-floor is where --sig-weight-decay-steps ends"),
+    ("stacked_mnist", ["--size", "tutorial", "--init-stddev", "glorot"],
+     "--init-stddev change Appendix C's networks"),
+    ("stacked_mnist", ["--init-stddev", "he"], "--init-stddev must be"),
+    ("stacked_mnist", ["--size", "tutorial", "--no-discriminator-first-batch-norm"],
+     "--discriminator-first-batch-norm change Appendix C's networks"),
     ("stacked_mnist", ["--seeds", "0,", "--init-from", "dcgan_si_stacked_mnist_m"],
      "--init-from starts one run from saved weights: give one model in --models"),
     ("stacked_mnist", ["--models", "dcgan_si", "--seeds", "2", "--init-from",
@@ -602,17 +611,54 @@ def test_stacked_mnist_preset_name_names_a_wider_discriminator(argv, label, name
     assert example.preset_name(label, example.parse_args(argv)) == name
 
 
-@pytest.mark.parametrize("size, batch, scale, samples", [
-    ("M", 64, [10.0], 512), ("M", 600, [10.0], 600), ("tutorial", 64, [1.0], 64),
-    ("tutorial", 128, [1.0], 128)])
-def test_stacked_mnist_sig_defaults_follow_the_networks(size, batch, scale, samples):
-    # Appendix C's networks need K = 512 and 10x the weight; the tutorial's
-    # take the paper's setting, K = the batch and 1x.
+@pytest.mark.parametrize("size, batch", [("M", 64), ("S", 600), ("tutorial", 64),
+                                         ("tutorial", 128)])
+def test_stacked_mnist_sig_defaults_are_the_papers(size, batch):
+    # Every network takes the paper's K = the batch and 1x the automatic weight.
     args = _example("stacked_mnist").parse_args(["--size", size, "--batch-size", str(batch)])
-    assert (args.auto_sig_scale, args.sig_samples) == (scale, samples)
+    assert (args.auto_sig_scale, args.sig_samples) == ([1.0], batch)
     args = _example("stacked_mnist").parse_args(["--size", size, "--auto-sig-scale", "3",
                                                  "--sig-samples", "700"])
     assert (args.auto_sig_scale, args.sig_samples) == ([3.0], 700)
+
+
+RECIPE_FIELDS = ("init_stddev", "discriminator_batch_norm", "discriminator_first_batch_norm",
+                 "g_lr", "d_lr", "cooldown_steps", "sig_weight_decay_steps", "sig_weight_floor")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    # Appendix C's networks: the recipe, its cool-down half of --steps.
+    (["--size", "M", "--steps", "40000"], (0.02, True, True, 1e-4, 2e-4, 20000, 4000, 0.1)),
+    (["--size", "L", "--steps", "3001"], (0.02, True, True, 1e-4, 2e-4, 1500, 4000, 0.1)),
+    # Each part turned off on its own.
+    (["--init-stddev", "glorot", "--no-discriminator-first-batch-norm", "--g-lr", "2e-4",
+      "--cooldown-steps", "0", "--sig-weight-decay-steps", "0"],
+     (None, True, False, 2e-4, 2e-4, 0, 0, 0.1)),
+    (["--init-stddev", "GLOROT", "--sig-weight-floor", "0"],
+     (None, True, True, 1e-4, 2e-4, 1500, 4000, 0.0)),
+    # No batch norm at all also drops it on the first convolution.
+    (["--no-discriminator-batch-norm"], (0.02, False, False, 1e-4, 2e-4, 1500, 4000, 0.1)),
+    # DCGAN alone has no SIG weight to schedule.
+    (["--models", "dcgan"], (0.02, True, True, 1e-4, 2e-4, 1500, 0, 0.1)),
+    # The tutorial networks keep constant rates, a constant weight and their
+    # own initializers.
+    (["--size", "tutorial"], (None, None, False, 2e-4, 2e-4, 0, 0, 0.0)),
+    (["--size", "tutorial", "--sig-weight-decay-steps", "100"],
+     (None, None, False, 2e-4, 2e-4, 0, 100, 0.0))])
+def test_stacked_mnist_defaults_are_the_recipe_with_appendix_c_networks(argv, expected):
+    args = _example("stacked_mnist").parse_args(argv)
+    assert tuple(getattr(args, f) for f in RECIPE_FIELDS) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("argv, initializer, batch_norms", [
+    ([], "RandomNormal", 3),
+    (["--init-stddev", "glorot", "--no-discriminator-first-batch-norm"], "GlorotUniform", 2)])
+def test_stacked_mnist_recipe_defaults_reach_the_networks(argv, initializer, batch_norms):
+    example = _example("stacked_mnist")
+    generator, discriminator = example.networks(example.parse_args(["--size", "S"] + argv))
+    assert type(generator.layers[1].kernel_initializer).__name__ == initializer
+    kinds = [type(layer).__name__ for layer in discriminator.layers]
+    assert sum("BatchNormalization" in kind for kind in kinds) == batch_norms
 
 
 def test_cifar10_on_mock_data_with_custom_classifier(tmp_path, capsys):
