@@ -216,6 +216,10 @@ def parse_args(argv=None):
                    default=None,
                    help="K, generated samples in DCGAN-SI's SIG term (GAN's sig_num_samples; "
                    "at least --batch-size; default: the batch, the paper's setting)")
+    p.add_argument("--sig-per-channel", action="store_true",
+                   help="DCGAN-SI's SIG term per channel: the sum of each channel's SIG term "
+                   "(GAN's sig_per_channel), so every real digit pulls the generated digit "
+                   "nearest to it in its own channel")
     p.add_argument("--feature-samples", type=experiment.int_flag("--feature-samples", 6),
                    default=10_000,
                    help="real and generated samples for FID, KID (100 subsets of up to "
@@ -337,6 +341,8 @@ def _recipe_defaults(p, args, tutorial):
     """Fill the schedule and rate flags left unset: the recipe with Appendix
     C's networks, constant rates and weight with the tutorial's. Flags given
     explicitly are checked against each other here."""
+    if args.sig_per_channel and "dcgan_si" not in args.model_list:
+        p.error("--sig-per-channel changes DCGAN-SI's SIG term: add dcgan_si to --models")
     if args.sig_weight_decay_steps and "dcgan_si" not in args.model_list:
         p.error("--sig-weight-decay-steps schedules DCGAN-SI's SIG weight: add dcgan_si to "
                 "--models")
@@ -437,6 +443,7 @@ def build_model(args, spec, seed):
     model = GAN(generator, discriminator, sig_weight=weight,
                 conditional=NormalConditional(sigma), auto_sig_scale=auto_scale,
                 sig_num_samples=args.sig_samples if weight else None,
+                sig_per_channel=bool(weight) and args.sig_per_channel,
                 label_smoothing=args.label_smoothing, r1_weight=args.r1_weight, seed=seed)
     model.compile(d_optimizer=keras.optimizers.Adam(args.d_lr, beta_1=0.5),
                   g_optimizer=keras.optimizers.Adam(args.g_lr, beta_1=0.5))
@@ -518,10 +525,13 @@ def train_and_evaluate(args, run, spec, seed, strategy, classifier, extractor, r
 def preset_name(label, args):
     """`dcgan_stacked_mnist_<size>` or `dcgan_si_stacked_mnist_<size>`, with
     `_dwidth<W>` after it for a discriminator of `--discriminator-width W`
-    (`_dwidth4`, `_dwidth1p5`), so that it does not take Appendix C's name."""
+    (`_dwidth4`, `_dwidth1p5`), so that it does not take Appendix C's name,
+    and DCGAN-SI's with `_perchannel` after that for `--sig-per-channel`."""
     name = f"{'dcgan_si' if label == 'DCGAN-SI' else 'dcgan'}_stacked_mnist_{args.size.lower()}"
     if args.discriminator_width != 1.0:
         name += f"_dwidth{args.discriminator_width:g}".replace(".", "p")
+    if label == "DCGAN-SI" and args.sig_per_channel:
+        name += "_perchannel"
     return name
 
 
@@ -544,6 +554,7 @@ def save_preset(model, label, args, classifier, wall):
     if label == "DCGAN-SI":
         training.update(sig_weight=args.sig_weight, auto_sig_scale=args.auto_sig_scale[0],
                         sig_scale=args.sig_scale[0], sig_samples=args.sig_samples,
+                        sig_per_channel=args.sig_per_channel,
                         cooldown_sig_weight=args.cooldown_sig_weight,
                         sig_weight_decay_steps=args.sig_weight_decay_steps,
                         sig_weight_floor=args.sig_weight_floor)

@@ -179,6 +179,8 @@ def test_mixture_heldout_nll_with_true_centres_is_the_grid_entropy():
      "--sig-weight-floor is where --sig-weight-decay-steps ends"),
     ("stacked_mnist", ["--models", "dcgan", "--sig-weight-floor", "0.1"],
      "--sig-weight-floor is where --sig-weight-decay-steps ends"),
+    ("stacked_mnist", ["--models", "dcgan", "--sig-per-channel"],
+     "--sig-per-channel changes DCGAN-SI's SIG term: add dcgan_si to --models"),
     ("stacked_mnist", ["--size", "tutorial", "--init-stddev", "glorot"],
      "--init-stddev change Appendix C's networks"),
     ("stacked_mnist", ["--init-stddev", "he"], "--init-stddev must be"),
@@ -604,7 +606,10 @@ def test_stacked_mnist_init_from_and_cooldown(tmp_path, capsys):
     ([], "DCGAN-SI", "dcgan_si_stacked_mnist_m"),
     (["--size", "S"], "DCGAN", "dcgan_stacked_mnist_s"),
     (["--discriminator-width", "4"], "DCGAN-SI", "dcgan_si_stacked_mnist_m_dwidth4"),
-    (["--discriminator-width", "1.5"], "DCGAN", "dcgan_stacked_mnist_m_dwidth1p5")])
+    (["--discriminator-width", "1.5"], "DCGAN", "dcgan_stacked_mnist_m_dwidth1p5"),
+    (["--discriminator-width", "2", "--sig-per-channel"], "DCGAN-SI",
+     "dcgan_si_stacked_mnist_m_dwidth2_perchannel"),
+    (["--sig-per-channel"], "DCGAN", "dcgan_stacked_mnist_m")])
 def test_stacked_mnist_preset_name_names_a_wider_discriminator(argv, label, name):
     # A preset of another discriminator must not take Appendix C's name.
     example = _example("stacked_mnist")

@@ -268,3 +268,73 @@ def test_loss_class_by_name():
     )
     with pytest.raises(ValueError, match="Unknown conditional"):
         losses.SemiImplicitLoss("student_t")
+
+
+# === per_channel: one SIG term per channel ===
+
+
+def _images(n, seed, shape=(3, 2, 3)):
+    return np.random.default_rng(seed).normal(size=(n,) + shape).astype(np.float32)
+
+
+def test_per_channel_is_the_sum_of_each_channels_numpy_loss():
+    x, psi = _images(6, 0), _images(5, 1)
+    cond = layers.NormalConditional(scale=0.7)
+    got = semi_implicit_loss(x, psi, cond, per_channel=True)
+    assert got.dtype == tf.float32 and got.shape == ()
+    want = sum(_reference_loss(ref_normal(x[..., c].reshape(6, -1), psi[..., c].reshape(5, -1),
+                                          0.7)) for c in range(3))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+    # It is not the joint loss: the channels choose their own nearest samples.
+    assert not np.isclose(got.numpy(), semi_implicit_loss(x, psi, cond).numpy(), rtol=1e-3)
+
+
+def test_per_channel_gradient_is_each_channels_gradient():
+    x, psi = _images(6, 2), tf.constant(_images(5, 3))
+    cond = layers.NormalConditional(scale=0.7)
+    with tf.GradientTape() as tape:
+        tape.watch(psi)
+        grad = tape.gradient(semi_implicit_loss(x, psi, cond, per_channel=True), psi)
+    for c in range(3):
+        channel = tf.constant(psi[..., c])
+        with tf.GradientTape() as tape:
+            tape.watch(channel)
+            want = tape.gradient(semi_implicit_loss(x[..., c], channel, cond), channel)
+        np.testing.assert_allclose(grad[..., c].numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_per_channel_with_one_channel_is_the_joint_loss():
+    x, psi = _images(4, 4, (3, 3, 1)), _images(7, 5, (3, 3, 1))
+    cond = layers.NormalConditional(scale=0.5)
+    np.testing.assert_allclose(semi_implicit_loss(x, psi, cond, per_channel=True).numpy(),
+                               semi_implicit_loss(x, psi, cond).numpy(), rtol=1e-6)
+
+
+def test_per_channel_needs_a_channel_axis():
+    cond, x, psi, _ = case("normal", n=4, k=3)
+    with pytest.raises(ValueError, match="per_channel=True. needs data with a channel axis"):
+        semi_implicit_loss(x, psi, cond, per_channel=True)
+
+
+def test_per_channel_needs_parameters_of_the_datas_shape():
+    cond = layers.NegativeBinomialConditional()
+    x = np.ones((4, 2, 3), np.float32)
+    psi = np.zeros((3, 2, 6), np.float32)
+    with pytest.raises(ValueError, match="whose parameters have the data's shape"):
+        semi_implicit_loss(x, psi, cond, per_channel=True)
+
+
+def test_per_channel_replica_contract(two_cpu_strategy):
+    strategy = two_cpu_strategy
+    x, psi = _images(8, 6), _images(6, 7)
+    cond = layers.NormalConditional(scale=0.7)
+    single = semi_implicit_loss(x, psi, cond, per_channel=True).numpy()
+
+    @tf.function
+    def run(x_d, psi_d):
+        return strategy.run(lambda a, b: semi_implicit_loss(a, b, cond, per_channel=True),
+                            args=(x_d, psi_d))
+
+    values = _local(strategy, run(_per_replica(strategy, np.split(x, 2)),
+                                  _per_replica(strategy, np.split(psi, 2))))
+    np.testing.assert_allclose(sum(values), single, rtol=1e-5)

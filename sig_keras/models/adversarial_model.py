@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from sig_keras.distribute import reduction
 from sig_keras.layers import conditionals as conditionals_lib
+from sig_keras.losses.semi_implicit import check_per_channel_shapes
 from sig_keras.losses.semi_implicit import check_sig_weight
 from sig_keras.losses.semi_implicit import combine_adversarial_and_sig_gradients
 from sig_keras.losses.semi_implicit import semi_implicit_loss
@@ -109,6 +110,7 @@ class AdversarialModel(GenerativeModel):
         self.data_range = _check_data_range(data_range)
         # No SIG term unless `_init_sig_term` sets one.
         self.sig_weight = None
+        self.sig_per_channel = False
         # === Layers ===
         self.generator = generator
         self.discriminator = discriminator
@@ -136,15 +138,16 @@ class AdversarialModel(GenerativeModel):
     # === GAN-SI term ===
 
     def _init_sig_term(self, sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
-                       sig_num_samples=None):
+                       sig_num_samples=None, sig_per_channel=False):
         """Adds the SIG term `lambda * L_hat_SIG` to the generator loss.
 
         Args: `sig_weight` (lambda: a float >= 0 or "auto"), `conditional`
         (`p(x | psi)`; None: `NormalConditional(DEFAULT_IMAGE_SCALE)`),
         `auto_sig_scale` and `auto_weight_momentum` (the "auto" weight's
-        multiplier and EMA momentum) and `sig_num_samples` (K, None for the
-        batch), documented on `GAN`. `get_config` then holds the five, so the
-        model's constructor takes them by these names.
+        multiplier and EMA momentum), `sig_num_samples` (K, None for the
+        batch) and `sig_per_channel` (a SIG term per channel), documented on
+        `GAN`. `get_config` then holds the six, so the model's constructor
+        takes them by these names.
         """
         # === Config ===
         self.sig_weight = check_sig_weight(sig_weight)
@@ -154,6 +157,9 @@ class AdversarialModel(GenerativeModel):
             auto_weight_momentum, "auto_weight_momentum", 0.0, 1.0, max_inclusive=False)
         self.sig_num_samples = (None if sig_num_samples is None else validation.check_int(
             sig_num_samples, "sig_num_samples", minimum=1))
+        if not isinstance(sig_per_channel, bool):
+            raise ValueError(f"`sig_per_channel` must be True or False; got {sig_per_channel!r}.")
+        self.sig_per_channel = sig_per_channel
         # === Layers ===
         if conditional is None:
             conditional = conditionals_lib.NormalConditional(scale=DEFAULT_IMAGE_SCALE)
@@ -365,7 +371,7 @@ class AdversarialModel(GenerativeModel):
         with tf.GradientTape() as sig_tape:
             sig_tape.watch(fake)
             psi = fake if extra is None else tf.concat([fake, extra], axis=0)
-            sig = semi_implicit_loss(x, psi, self.conditional)
+            sig = semi_implicit_loss(x, psi, self.conditional, per_channel=self.sig_per_channel)
         g_sig, g_cond = sig_tape.gradient(sig, (fake, cond_vars))
         if extra is not None:
             g_sig = extra_scale * g_sig
@@ -453,6 +459,8 @@ class AdversarialModel(GenerativeModel):
         super().check_data_shape(event_shape, name)
         for role, network in self._data_networks().items():
             self._check_network_input(network, event_shape, role, name)
+        if self.uses_sig and self.sig_per_channel:
+            check_per_channel_shapes((None,) + tuple(event_shape), self.conditional)
 
     # === Config ===
 
@@ -471,4 +479,6 @@ class AdversarialModel(GenerativeModel):
             # keeps loading its configs.
             if self.sig_num_samples is not None:
                 config["sig_num_samples"] = self.sig_num_samples
+            if self.sig_per_channel:
+                config["sig_per_channel"] = True
         return config

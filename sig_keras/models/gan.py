@@ -86,6 +86,15 @@ class GAN(AdversarialModel):
             by `K / N`, an unbiased estimate of the gradient of the tighter
             bound `L_K` for one more generator forward pass (see
             `docs/gan_si.md`). Defaults to None.
+        sig_per_channel: bool. The SIG term as the sum over the images'
+            channels of each channel's SIG term
+            (`semi_implicit_loss(..., per_channel=True)`): every real
+            channel pulls the generated channel nearest to it in that
+            channel, not the channel of the image nearest in all of them.
+            For images whose channels are independent, as in Stacked MNIST,
+            where a channel the discriminator barely reads otherwise gets
+            only the pull of whole images. Defaults to False (the paper's
+            joint term).
         seed: int or None. Seed of the model's `SeedGenerator`.
 
     Example:
@@ -102,11 +111,11 @@ class GAN(AdversarialModel):
     def __init__(self, generator, discriminator, latent_dim=None, sig_weight=0.0,
                  conditional=None, data_range=(-1.0, 1.0), label_smoothing=0.0,
                  auto_sig_scale=1.0, auto_weight_momentum=0.99, sig_num_samples=None,
-                 r1_weight=0.0, joint_batch=False, seed=None, **kwargs):
+                 r1_weight=0.0, joint_batch=False, sig_per_channel=False, seed=None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
-                            sig_num_samples)
+                            sig_num_samples, sig_per_channel)
         self.label_smoothing = validation.check_float(
             label_smoothing, "label_smoothing", 0.0, 1.0, max_inclusive=False)
         self.r1_weight = validation.check_float(r1_weight, "r1_weight", 0.0, 1e6)

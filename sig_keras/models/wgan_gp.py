@@ -45,7 +45,8 @@ class WGANGP(AdversarialModel):
         sig_weight: float in [0, 1e6] or "auto". Defaults to 0 (plain WGAN-GP).
         conditional: SIG conditional or None (`NormalConditional(0.1)`).
         data_range: pair. Defaults to (-1, 1).
-        auto_sig_scale, auto_weight_momentum, sig_num_samples, seed: see `GAN`.
+        auto_sig_scale, auto_weight_momentum, sig_num_samples, sig_per_channel, seed: see
+            `GAN`.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -59,11 +60,11 @@ class WGANGP(AdversarialModel):
     def __init__(self, generator, discriminator, latent_dim=None, gradient_penalty_weight=10.0,
                  critic_steps=5, sig_weight=0.0, conditional=None,
                  data_range=(-1.0, 1.0), auto_sig_scale=1.0, auto_weight_momentum=0.99,
-                 sig_num_samples=None, seed=None, **kwargs):
+                 sig_num_samples=None, sig_per_channel=False, seed=None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, data_range=data_range,
                          seed=seed, **kwargs)
         self._init_sig_term(sig_weight, conditional, auto_sig_scale, auto_weight_momentum,
-                            sig_num_samples)
+                            sig_num_samples, sig_per_channel)
         # === Config ===
         self.gradient_penalty_weight = validation.check_float(
             gradient_penalty_weight, "gradient_penalty_weight", 0.0, validation.MAX_WEIGHT)
