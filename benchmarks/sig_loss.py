@@ -19,8 +19,15 @@ the naive way (goal >= 10x), each as the median and range over rounds, and
 the largest relative difference between the two losses and between the
 `[N, K]` matrices (goal <= 1e-4), then a one-line summary.
 
+With `--channels C` it also times the per-channel term
+(`semi_implicit_loss(..., per_channel=True)` on the same numbers seen as
+`[N, D / C, C]` images: C products of `[N, D / C] x [D / C, K]`, the same
+FLOPs as the joint term's one) and reports its ratio to the joint term
+(goal <= 1.2).
+
     python benchmarks/sig_loss.py                     # N = K = 256, D = 3072
     python benchmarks/sig_loss.py --rounds 30 --scale 0.1
+    python benchmarks/sig_loss.py --rounds 30 --channels 3
 """
 
 import argparse
@@ -75,7 +82,12 @@ def main():
     parser.add_argument("--scale", type=float, default=0.1, help="conditional std")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=5, help="calls per round and method")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="also time the per-channel term with D / C pixels of C channels")
     args = parser.parse_args()
+    if args.channels is not None and (args.channels < 1 or args.d % args.channels):
+        parser.error(f"--channels must be a positive divisor of --d ({args.d}); "
+                     f"got {args.channels}")
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, (args.n, args.d)).astype(np.float32))
@@ -87,6 +99,11 @@ def main():
         "matmul": tf.function(lambda x, psi: tf.matmul(x, psi, transpose_b=True)),
         "naive": tf.function(lambda x, psi: naive_loss(x, psi, args.scale)),
     }
+    if args.channels:
+        shape = (-1, args.d // args.channels, args.channels)
+        methods["per_channel"] = tf.function(lambda x, psi: semi_implicit_loss(
+            tf.reshape(x, shape), tf.reshape(psi, shape), cond, per_channel=True))
+        methods["per_channel"](x, psi).numpy()  # warm-up (trace)
 
     print(f"device: {device_name()}; TensorFlow {tf.__version__}, TFP {tfp.__version__}")
     print(f"N = {args.n}, K = {args.k}, D = {args.d}, scale = {args.scale}; "
@@ -121,6 +138,11 @@ def main():
     print(f"naive / SIG term: median {np.median(speed_up):.1f}x "
           f"(range {speed_up.min():.1f}-{speed_up.max():.1f}x; goal >= 10x)")
     print(f"largest relative difference: loss {loss_rel:.2e}, [N, K] matrix {mat_rel:.2e}")
+    if args.channels:
+        per_joint = times["per_channel"] / times["sig"]
+        print(f"per-channel term ({args.channels} channels): {median_ms('per_channel'):9.2f} ms; "
+              f"/ joint term: median {np.median(per_joint):.3f} (range "
+              f"{per_joint.min():.3f}-{per_joint.max():.3f}; goal <= 1.2)")
     ok = (np.median(speed_up) >= 10 and np.median(per_matmul) <= 1.2
           and max(loss_rel, mat_rel) <= 1e-4)
     print(f"SUMMARY: {device_name().split(' (')[0]} N=K={args.n} D={args.d}: "
