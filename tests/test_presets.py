@@ -21,6 +21,7 @@ from sig_keras.presets import evaluation
 from sig_keras.presets import preset_utils
 
 BUILTIN = ["dcgan_si_stacked_mnist_m", "dcgan_si_stacked_mnist_m_dwidth2",
+           "dcgan_si_stacked_mnist_m_perchannel",
            "dcgan_si_stacked_mnist_tutorial", "dcgan_stacked_mnist_m",
            "dcgan_stacked_mnist_m_dwidth2", "dcgan_stacked_mnist_tutorial", "gan_grid25",
            "mnist_digit_classifier", "sig_counts_nb", "sig_grid25", "sig_grid25_std005",
