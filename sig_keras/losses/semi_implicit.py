@@ -76,7 +76,7 @@ def semi_implicit_loss(x, psi, conditional, psi_replicated=False, per_channel=Fa
         psi = reduction.gather_across_replicas(psi)
     if not per_channel:
         return -reduction.replica_mean(semi_implicit_log_likelihood(x, psi, conditional))
-    # One [N, K] product per channel: the same work as the joint loss's one.
+    # One [N, K] product per channel: the same FLOPs as the joint loss's one.
     per_example = tf.add_n([
         semi_implicit_log_likelihood(x[..., c], psi[..., c], conditional)
         for c in range(x.shape[-1])])
